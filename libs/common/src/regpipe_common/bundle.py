@@ -1,0 +1,191 @@
+"""Model bundles: ``models/<name>/<version>/{model.joblib,metadata.json}`` and ``LATEST``.
+
+Publishing writes the version folder under a staging name, moves it into place, writes
+``metadata.json`` last and only then replaces ``LATEST`` atomically. Loading reads the metadata,
+checks the sha256 of ``model.joblib`` before unpickling it, refuses a model made with another
+scikit-learn minor version, and unpickles through an allowlist (:mod:`.safe_pickle`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import platform
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import joblib
+import numpy as np
+import sklearn
+
+from . import publish, storage
+from .errors import BundleError
+from .safe_pickle import UnsafePickleError, safe_joblib_loads
+
+MODEL_FILE = "model.joblib"
+METADATA_FILE = "metadata.json"
+LATEST_FILE = "LATEST"
+REQUIRED_KEYS = (
+    "name",
+    "version",
+    "features",
+    "target",
+    "metrics",
+    "optimum",
+    "params",
+    "dataset_fingerprint",
+    "library_versions",
+    "created_at",
+    "sha256",
+)
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified, loaded model and its metadata."""
+
+    model: Any
+    metadata: dict[str, Any]
+    url: str
+
+    @property
+    def name(self) -> str:
+        return self.metadata["name"]
+
+    @property
+    def version(self) -> str:
+        return self.metadata["version"]
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.metadata["features"])
+
+
+def new_version(now: dt.datetime | None = None) -> str:
+    """A version name that sorts by creation time and is unique: ``20261126T071500123456Z-1a2b3c``."""
+    now = now or dt.datetime.now(dt.UTC)
+    return now.strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
+
+
+def library_versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "joblib": joblib.__version__,
+    }
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def publish_bundle(models_url: str, name: str, model: Any, metadata: dict[str, Any]) -> str:
+    """Publish ``model`` with ``metadata`` as a new version of ``name``; return the version.
+
+    The keys ``name``, ``version``, ``sha256``, ``library_versions`` and ``created_at`` are
+    filled in here.
+    """
+    version = new_version()
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    payload = buffer.getvalue()
+    doc = {
+        **metadata,
+        "name": name,
+        "version": version,
+        "library_versions": library_versions(),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "sha256": sha256_hex(payload),
+    }
+    missing = [k for k in REQUIRED_KEYS if k not in doc]
+    if missing:
+        raise BundleError(f"metadata lacks required key(s): {', '.join(missing)}")
+    model_root = storage.join(models_url, name)
+    version_url = storage.join(model_root, version)
+    with publish.staging_folder(version_url) as staging:
+        storage.write_bytes_atomic(storage.join(staging, MODEL_FILE), payload)
+        publish.publish_folder(staging, version_url, doc, manifest_name=METADATA_FILE)
+    storage.write_text_atomic(storage.join(model_root, LATEST_FILE), version + "\n")
+    return version
+
+
+def resolve_version_url(model_uri: str) -> str:
+    """A pinned version folder is used as is; a model folder follows its ``LATEST``."""
+    model_uri = model_uri.rstrip("/")
+    if storage.exists(storage.join(model_uri, METADATA_FILE)):
+        return model_uri
+    latest_url = storage.join(model_uri, LATEST_FILE)
+    try:
+        version = storage.read_text(latest_url).strip()
+    except FileNotFoundError:
+        raise BundleError(
+            f"no model at {model_uri}: neither {METADATA_FILE} nor {LATEST_FILE} exists"
+        ) from None
+    if not version or "/" in version or version.startswith("."):
+        raise BundleError(f"{latest_url} does not name a version: {version!r}")
+    return storage.join(model_uri, version)
+
+
+def read_latest(model_uri: str) -> str | None:
+    """The version named by ``<model_uri>/LATEST``, or None if there is none."""
+    try:
+        return storage.read_text(storage.join(model_uri.rstrip("/"), LATEST_FILE)).strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def read_metadata(version_url: str) -> dict[str, Any]:
+    url = storage.join(version_url, METADATA_FILE)
+    try:
+        doc = publish.read_json(url)
+    except FileNotFoundError:
+        raise BundleError(f"{url} not found: the bundle is incomplete") from None
+    except ValueError:
+        raise BundleError(f"{url} is not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise BundleError(f"{url} is not a JSON object")
+    missing = [k for k in REQUIRED_KEYS if k not in doc]
+    if missing:
+        raise BundleError(f"{url} lacks required key(s): {', '.join(missing)}")
+    return doc
+
+
+def check_compatible(metadata: dict[str, Any]) -> None:
+    """Refuse a model pickled by another scikit-learn major.minor version."""
+    made_with = str(metadata.get("library_versions", {}).get("scikit-learn", ""))
+    if made_with.split(".")[:2] != sklearn.__version__.split(".")[:2]:
+        raise BundleError(
+            f"model {metadata.get('name')}/{metadata.get('version')} was made with "
+            f"scikit-learn {made_with or 'unknown'}; this process runs {sklearn.__version__} "
+            "(the major.minor versions must match)"
+        )
+
+
+def load_bundle(model_uri: str) -> Bundle:
+    """Resolve, verify and load a bundle. Any problem is a :class:`BundleError`."""
+    version_url = resolve_version_url(model_uri)
+    metadata = read_metadata(version_url)
+    check_compatible(metadata)
+    model_url = storage.join(version_url, MODEL_FILE)
+    try:
+        payload = storage.read_bytes(model_url)
+    except FileNotFoundError:
+        raise BundleError(f"{model_url} not found: the bundle is incomplete") from None
+    digest = sha256_hex(payload)
+    if digest != metadata["sha256"]:
+        raise BundleError(
+            f"{model_url}: sha256 {digest} does not match metadata ({metadata['sha256']}); "
+            "the file is truncated or tampered with"
+        )
+    try:
+        model = safe_joblib_loads(payload)
+    except UnsafePickleError as exc:
+        raise BundleError(f"{model_url}: refused to unpickle: {exc}") from None
+    except Exception as exc:
+        raise BundleError(f"{model_url}: cannot be unpickled: {exc}") from None
+    if not hasattr(model, "predict"):
+        raise BundleError(f"{model_url}: the object has no predict method")
+    return Bundle(model=model, metadata=metadata, url=version_url)

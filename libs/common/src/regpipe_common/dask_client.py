@@ -1,0 +1,47 @@
+"""The one place that makes a Dask client.
+
+With ``DASK_SCHEDULER_ADDRESS`` set, connect to that scheduler (a ``dask scheduler`` process,
+the dask-kubernetes operator's ``DaskJob`` or the ``dask`` Helm chart all set it). Otherwise
+start an in-process ``LocalCluster``: ``DASK_N_WORKERS`` workers (default: the CPU count) of
+``DASK_THREADS_PER_WORKER`` threads (default 1), as threads of this process unless
+``DASK_LOCAL_PROCESSES=true``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from .settings import dask_scheduler_address, env_bool, env_int
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+
+@contextmanager
+def dask_client() -> Iterator[Client]:
+    """Yield a connected client; a local cluster it started is closed on exit."""
+    from distributed import Client, LocalCluster
+
+    address = dask_scheduler_address()
+    if address:
+        client = Client(address, timeout="30s")
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    cluster = LocalCluster(
+        n_workers=env_int("DASK_N_WORKERS", os.cpu_count() or 1),
+        threads_per_worker=env_int("DASK_THREADS_PER_WORKER", 1),
+        processes=env_bool("DASK_LOCAL_PROCESSES", False),
+        dashboard_address=None,
+    )
+    client = Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()

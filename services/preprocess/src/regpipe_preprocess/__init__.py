@@ -1,0 +1,1 @@
+"""regpipe preprocess service."""
