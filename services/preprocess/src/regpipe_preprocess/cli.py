@@ -1,0 +1,84 @@
+"""``regpipe-preprocess``: validate, clean and split a dataset into Parquet + a manifest."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from dask.utils import parse_bytes
+
+from regpipe_common.errors import RegpipeError
+from regpipe_common.log import configure_logging
+
+from .job import run
+from .settings import OPTIONS, Settings
+
+TYPES = {"test_fraction": float, "seed": int, "max_rejected_fraction": float,
+         "progress_interval": float}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="regpipe-preprocess",
+        description=__doc__,
+        epilog="Every flag can also be set by its environment variable. Dask: "
+        "DASK_SCHEDULER_ADDRESS (use that scheduler instead of a local cluster), "
+        "DASK_N_WORKERS, DASK_THREADS_PER_WORKER, DASK_LOCAL_PROCESSES. "
+        "Logging: LOG_LEVEL, LOG_FORMAT (text|json).",
+    )
+    for name, (env, default, text) in OPTIONS.items():
+        value = os.environ.get(env) or default
+        required = value is None
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            default=value,
+            required=required,
+            help=f"{text} [env {env}" + ("" if required else f", default {default}") + "]",
+        )
+    return parser
+
+
+def parse_settings(argv: list[str] | None) -> Settings:
+    parser = build_parser()
+    args = vars(parser.parse_args(argv))
+    try:
+        for name, kind in TYPES.items():
+            args[name] = kind(args[name])
+        args["blocksize"] = int(parse_bytes(str(args["blocksize"])))
+    except ValueError as exc:
+        parser.error(str(exc))
+    if not 0 < args["test_fraction"] < 1:
+        parser.error("--test-fraction must be between 0 and 1")
+    if not 0 <= args["max_rejected_fraction"] <= 1:
+        parser.error("--max-rejected-fraction must be between 0 and 1")
+    return Settings(**args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    configure_logging()
+    settings = parse_settings(argv)
+    try:
+        manifest = run(settings)
+    except RegpipeError as exc:
+        print(f"regpipe-preprocess: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("regpipe-preprocess: interrupted; nothing was published", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an unexpected failure: one line, the traceback only in DEBUG
+        logging.getLogger(__name__).debug("unexpected failure", exc_info=True)
+        print(f"regpipe-preprocess: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"published {settings.output}: rows_read={manifest['rows_read']} "
+        f"rejected={manifest['rows_rejected']} dropped_missing={manifest['rows_dropped_missing']} "
+        f"train={manifest['rows_train']} test={manifest['rows_test']}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""The preprocess job: plan, validate, run every unit on Dask, then publish atomically."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import time
+
+from distributed import as_completed
+
+from regpipe_common import publish, storage
+from regpipe_common.dask_client import dask_client
+from regpipe_common.errors import DataError
+from regpipe_common.log import event
+from regpipe_common.spec import DatasetSpec, load_spec
+
+from .settings import Settings
+from .sources import Unit, find_inputs, plan_units
+from .stats import Moments, merge_all
+from .unit import SPLITS, JobContext, UnitResult, process_unit
+from .validate import validate_file
+
+log = logging.getLogger("regpipe.preprocess")
+STREAM_BLOCK_BYTES = 16 * 2**20
+
+
+def run(settings: Settings) -> dict:
+    """Run the whole job; return the published manifest. Raises RegpipeError on bad input."""
+    spec = load_spec(settings.spec)
+    files = find_inputs(settings.input)
+    headers = {f.url: validate_file(f, spec) for f in files}
+    units = plan_units(files, settings.blocksize)
+    event(log, "validated input", files=len(files), units=len(units),
+          bytes=sum(f.size for f in files))
+    with publish.staging_folder(settings.output) as staging:
+        ctx = JobContext(spec, headers, staging, settings.seed, settings.test_fraction,
+                         STREAM_BLOCK_BYTES)
+        with dask_client() as client:
+            results = _run_units(client, units, ctx, settings.progress_interval)
+        rejected = _numbered_rejects(results)
+        totals = _totals(results)
+        _check(totals, rejected, settings)
+        if rejected:
+            _write_rejects(staging, rejected)
+        manifest = _manifest(settings, spec, results, totals)
+        publish.publish_folder(staging, settings.output, manifest)
+    event(log, "published", output=settings.output, **{k: manifest[k] for k in _COUNT_KEYS})
+    return manifest
+
+
+_COUNT_KEYS = ("rows_read", "rows_rejected", "rows_dropped_missing", "rows_train", "rows_test")
+
+
+def _run_units(client, units: list[Unit], ctx: JobContext, interval: float) -> list[UnitResult]:
+    futures = client.map(process_unit, units, ctx=ctx, pure=False)
+    results: list[UnitResult] = []
+    started = last = time.monotonic()
+    rows = 0
+    try:
+        for future in as_completed(futures):
+            result = future.result()
+            results.append(result)
+            rows += result.rows_read
+            now = time.monotonic()
+            if now - last >= interval or len(results) == len(units):
+                last = now
+                event(log, "progress", units=f"{len(results)}/{len(units)}", rows=rows,
+                      rows_per_s=round(rows / max(now - started, 1e-9)))
+    except BaseException:
+        client.cancel(futures)
+        raise
+    return sorted(results, key=lambda r: r.index)
+
+
+def _numbered_rejects(results: list[UnitResult]) -> list[dict]:
+    """File-absolute line numbers: a unit's lines start after the earlier units' of its file."""
+    lines_before: dict[str, int] = {}
+    out = []
+    for result in results:
+        base = lines_before.get(result.file, 0)
+        for r in result.rejects:
+            out.append({"file": result.file, "line": base + r.line, "column": r.column,
+                        "reason": r.reason, "raw": r.raw})
+        lines_before[result.file] = base + result.lines
+    return out
+
+
+def _totals(results: list[UnitResult]) -> dict[str, int]:
+    return {
+        "rows_read": sum(r.rows_read for r in results),
+        "rows_rejected": sum(r.rows_rejected for r in results),
+        "rows_dropped_missing": sum(r.rows_dropped_missing for r in results),
+        "rows_train": sum(r.rows["train"] for r in results),
+        "rows_test": sum(r.rows["test"] for r in results),
+    }
+
+
+def _check(totals: dict[str, int], rejected: list[dict], settings: Settings) -> None:
+    read, bad = totals["rows_read"], totals["rows_rejected"]
+    if read == 0:
+        raise DataError(f"input is empty: no data rows in {settings.input}")
+    if bad / read > settings.max_rejected_fraction:
+        first = rejected[0]
+        raise DataError(
+            f"{bad} of {read} rows ({bad / read:.2%}) are malformed, above "
+            f"--max-rejected-fraction {settings.max_rejected_fraction}; first: "
+            f"{first['file']} line {first['line']} column {first['column']}: {first['reason']}"
+        )
+    if totals["rows_train"] == 0:
+        raise DataError(f"no complete rows left for the train split from {settings.input}")
+
+
+def _write_rejects(staging: str, rejected: list[dict]) -> None:
+    text = "".join(json.dumps(r) + "\n" for r in rejected)
+    storage.write_text_atomic(storage.join(staging, "rejected", "rejected.jsonl"), text)
+
+
+def _manifest(
+    settings: Settings, spec: DatasetSpec, results: list[UnitResult], totals: dict[str, int]
+) -> dict:
+    moments = merge_all([r.moments for r in results])
+    splits = {
+        split: [
+            {"path": f"{split}/part-{r.index:05d}.parquet", "rows": r.rows[split]}
+            for r in results
+            if r.rows[split]
+        ]
+        for split in SPLITS
+    }
+    content = {s: sum(r.content[s] for r in results) % (1 << 64) for s in SPLITS}
+    fingerprint = hashlib.sha256(
+        json.dumps({"spec": spec.digest(), "seed": settings.seed,
+                    "test_fraction": settings.test_fraction, "content": content,
+                    "rows": {s: totals[f"rows_{s}"] for s in SPLITS}}, sort_keys=True).encode()
+    ).hexdigest()
+    return {
+        "format": "regpipe-dataset/1",
+        "input": settings.input,
+        **totals,
+        "features": {f: moments.get(f, Moments()).to_dict() for f in spec.features},
+        "target": {"name": spec.target, **moments.get(spec.target, Moments()).to_dict()},
+        "splits": splits,
+        "test_fraction": settings.test_fraction,
+        "seed": settings.seed,
+        "spec": spec.to_dict(),
+        "fingerprint": fingerprint,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }

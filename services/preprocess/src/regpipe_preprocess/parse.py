@@ -1,0 +1,200 @@
+"""Turn raw blocks into typed tables, setting malformed rows aside.
+
+Every numeric column is parsed as float64 (an ``int`` column must then hold whole numbers),
+string columns stay strings. A row is rejected, with its line and the first offending column,
+when it has the wrong number of fields, a value that is not a number, a non-finite number, a
+fraction in an ``int`` column, or a value outside the spec's range.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from regpipe_common.spec import DatasetSpec
+
+NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "None"]
+MAX_RAW_CHARS = 500
+
+
+@dataclass(frozen=True)
+class Reject:
+    line: int  # 1-based line in the block (CSV) or row number in the file (Parquet)
+    column: str | None
+    reason: str
+    raw: str
+
+
+@dataclass
+class Parsed:
+    table: pa.Table  # spec columns: numeric as float64, strings as string
+    lines: np.ndarray  # the line (or row) number of each table row
+    rejects: list[Reject]
+    rows_read: int
+
+
+def to_number(strings: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Parse text to float64; unparseable values become null."""
+    values = pd.to_numeric(pd.Series(np.asarray(strings, dtype=object)), errors="coerce")
+    return pa.array(values.to_numpy(dtype=np.float64), from_pandas=True)
+
+
+def arrow_types(spec: DatasetSpec, as_text: bool = False) -> dict[str, pa.DataType]:
+    return {
+        c.name: pa.float64() if c.numeric and not as_text else pa.string() for c in spec.columns
+    }
+
+
+def parse_csv_block(
+    data: bytes, header: list[str], spec: DatasetSpec, skip_header: bool
+) -> Parsed:
+    """Parse one block of CSV text (whole lines). The fast path parses straight to float64; a
+    block with an unparseable number is parsed again as text to find the bad rows."""
+    invalid: list[tuple[int, str]] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        invalid.append((row.number if row.number is not None else 0, row.text))
+        return "skip"
+
+    def read(as_text: bool) -> pa.Table:
+        invalid.clear()
+        return pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(
+                column_names=header, skip_rows=1 if skip_header else 0, use_threads=False,
+                block_size=max(len(data) + 1, 1 << 20),
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=spec.delimiter, invalid_row_handler=on_invalid, ignore_empty_lines=False
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types=arrow_types(spec, as_text),
+                null_values=NULL_VALUES,
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
+        )
+
+    try:
+        table = read(as_text=False)
+        text_rejects: list[Reject] = []
+    except pa.ArrowInvalid:
+        table, text_rejects = _numbers_from_text(read(as_text=True), spec)
+    blank = {n for n, text in invalid if not text.strip()}
+    bad_shape = [(n, text) for n, text in invalid if n not in blank]
+    first_line = 2 if skip_header else 1
+    n_lines = table.num_rows + len(text_rejects) + len(invalid)
+    skipped = np.array(sorted(n for n, _ in invalid), dtype=np.int64)
+    all_lines = np.arange(first_line, first_line + n_lines, dtype=np.int64)
+    row_lines = np.setdiff1d(all_lines, skipped, assume_unique=True) if len(skipped) else all_lines
+    # Rows rejected for unparseable text were removed from `table`: drop their lines too.
+    if text_rejects:
+        keep = np.ones(len(row_lines), dtype=bool)
+        keep[[r.line for r in text_rejects]] = False
+        text_rejects = [
+            Reject(int(row_lines[r.line]), r.column, r.reason, r.raw) for r in text_rejects
+        ]
+        row_lines = row_lines[keep]
+    rejects = [
+        Reject(n, None, f"expected {len(header)} fields", text[:MAX_RAW_CHARS])
+        for n, text in bad_shape
+    ]
+    rejects += text_rejects
+    table, row_lines, value_rejects = check_values(table, row_lines, spec)
+    rejects += value_rejects
+    if rejects:
+        rejects = _with_raw_lines(rejects, data)
+    return Parsed(table, row_lines, rejects, rows_read=n_lines - len(blank))
+
+
+def _numbers_from_text(text: pa.Table, spec: DatasetSpec) -> tuple[pa.Table, list[Reject]]:
+    """Convert the numeric columns of an all-text table; rows with unparseable numbers are
+    removed and returned as rejects (``line`` holds the row's index until the caller maps it)."""
+    bad = np.zeros(text.num_rows, dtype=bool)
+    rejects: list[Reject] = []
+    columns = {}
+    for column in spec.columns:
+        values = text.column(column.name)
+        if not column.numeric:
+            columns[column.name] = values
+            continue
+        numbers = to_number(values)
+        unparsed = np.asarray(values.is_valid()) & np.asarray(numbers.is_null())
+        for i in np.flatnonzero(unparsed & ~bad):
+            rejects.append(
+                Reject(int(i), column.name, f"not a number: {values[int(i)].as_py()!r}", "")
+            )
+        bad |= unparsed
+        columns[column.name] = numbers
+    table = pa.table(columns).filter(pa.array(~bad))
+    rejects.sort(key=lambda r: r.line)
+    return table, rejects
+
+
+def check_values(
+    table: pa.Table, lines: np.ndarray, spec: DatasetSpec
+) -> tuple[pa.Table, np.ndarray, list[Reject]]:
+    """Reject non-finite numbers, fractions in int columns and values out of range."""
+    bad = np.zeros(table.num_rows, dtype=bool)
+    rejects: list[Reject] = []
+    for column in spec.columns:
+        if not column.numeric:
+            continue
+        values = table.column(column.name).to_numpy(zero_copy_only=False)  # nulls -> nan
+        with np.errstate(invalid="ignore"):
+            checks = [(np.isinf(values), "non-finite value")]
+            if column.type == "int":
+                checks.append((np.isfinite(values) & (values != np.floor(values)), "not an integer"))
+            if column.min is not None:
+                checks.append((values < column.min, f"below the minimum {column.min:g}"))
+            if column.max is not None:
+                checks.append((values > column.max, f"above the maximum {column.max:g}"))
+        for mask, reason in checks:
+            new = mask & ~bad
+            for i in np.flatnonzero(new):
+                rejects.append(
+                    Reject(int(lines[i]), column.name, f"{reason}: {values[i]!r}", "")
+                )
+            bad |= new
+    if not bad.any():
+        return table, lines, rejects
+    return table.filter(pa.array(~bad)), lines[~bad], rejects
+
+
+def _with_raw_lines(rejects: list[Reject], data: bytes) -> list[Reject]:
+    lines = data.split(b"\n")
+    out = []
+    for r in rejects:
+        raw = r.raw
+        if not raw and 0 < r.line <= len(lines):
+            raw = lines[r.line - 1].rstrip(b"\r").decode("utf-8", "replace")[:MAX_RAW_CHARS]
+        out.append(Reject(r.line, r.column, r.reason, raw))
+    return out
+
+
+def typed_parquet_table(table: pa.Table, first_row: int, spec: DatasetSpec) -> Parsed:
+    """Cast a Parquet row group to the spec's types and check its values."""
+    columns = {}
+    for column in spec.columns:
+        values = table.column(column.name)
+        target = pa.float64() if column.numeric else pa.string()
+        columns[column.name] = values if values.type == target else pc.cast(values, target)
+    typed = pa.table(columns)
+    lines = np.arange(first_row + 1, first_row + 1 + typed.num_rows, dtype=np.int64)
+    typed, lines, rejects = check_values(typed, lines, spec)
+    rejects = [
+        Reject(r.line, r.column, r.reason, _row_json(table, r.line - first_row - 1))
+        for r in rejects
+    ]
+    return Parsed(typed, lines, rejects, rows_read=table.num_rows)
+
+
+def _row_json(table: pa.Table, index: int) -> str:
+    return json.dumps(table.slice(index, 1).to_pylist()[0], default=str)[:MAX_RAW_CHARS]

@@ -1,0 +1,160 @@
+"""One Dask task: read a unit, set malformed rows aside, drop rows with missing values, split,
+accumulate statistics and write the unit's train and test Parquet parts, all in one pass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from fsspec.utils import read_block
+
+from regpipe_common import storage
+from regpipe_common.spec import DatasetSpec
+
+from .parse import Parsed, Reject, parse_csv_block, typed_parquet_table
+from .sources import Unit
+from .split import content_sum, is_test, row_hash
+from .stats import Moments
+
+MAX_REJECTS_KEPT = 1000  # per unit; the counts stay exact
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class JobContext:
+    spec: DatasetSpec
+    headers: dict[str, list[str]]  # CSV header of each input file
+    staging_url: str
+    seed: int
+    test_fraction: float
+    stream_block_bytes: int
+
+
+@dataclass
+class UnitResult:
+    index: int
+    file: str
+    lines: int = 0  # lines (CSV) or rows (Parquet) this unit covers, to number later units
+    rows_read: int = 0
+    rows_rejected: int = 0
+    rows_dropped_missing: int = 0
+    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
+    content: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
+    moments: dict[str, Moments] = field(default_factory=dict)  # train split
+    rejects: list[Reject] = field(default_factory=list)
+
+
+class _PartWriter:
+    """Opens ``<split>/part-<unit>.parquet`` on the first non-empty batch."""
+
+    def __init__(self, ctx: JobContext, unit: Unit, split: str):
+        self.url = storage.join(ctx.staging_url, split, f"part-{unit.index:05d}.parquet")
+        self.writer: pq.ParquetWriter | None = None
+        self.handle = None
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        if self.writer is None:
+            fs, path = storage.filesystem(self.url)
+            fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+            self.handle = fs.open(path, "wb")
+            self.writer = pq.ParquetWriter(self.handle, table.schema, compression="snappy")
+        self.writer.write_table(table)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.handle.close()
+
+
+def process_unit(unit: Unit, ctx: JobContext) -> UnitResult:
+    result = UnitResult(index=unit.index, file=unit.file.url)
+    writers = {split: _PartWriter(ctx, unit, split) for split in SPLITS}
+    try:
+        line_base = 0
+        for parsed, lines_in_block in _read_unit(unit, ctx):
+            for r in parsed.rejects:
+                if len(result.rejects) < MAX_REJECTS_KEPT:
+                    result.rejects.append(Reject(r.line + line_base, r.column, r.reason, r.raw))
+            result.rows_rejected += len(parsed.rejects)
+            result.rows_read += parsed.rows_read
+            _clean_split_write(parsed.table, ctx, result, writers)
+            line_base += lines_in_block
+        result.lines = line_base
+    finally:
+        for writer in writers.values():
+            writer.close()
+    return result
+
+
+def _read_unit(unit: Unit, ctx: JobContext):
+    """Yield ``(parsed block, lines it spans)``; line numbers inside a block start at 1."""
+    fs, path = storage.filesystem(unit.file.url)
+    spec = ctx.spec
+    if unit.file.kind == "parquet":
+        with fs.open(path, "rb") as handle:
+            table = pq.ParquetFile(handle).read_row_group(unit.offset, columns=spec.column_names)
+        yield typed_parquet_table(table, 0, spec), table.num_rows
+        return
+    header = ctx.headers[unit.file.url]
+    if unit.file.kind == "csv":
+        with fs.open(path, "rb") as handle:
+            data = read_block(handle, unit.offset, unit.length, delimiter=b"\n")
+        yield parse_csv_block(data, header, spec, unit.starts_file), data.count(b"\n")
+        return
+    with fs.open(path, "rb", compression="gzip") as handle:
+        first = True
+        for data in _line_blocks(handle, ctx.stream_block_bytes):
+            yield parse_csv_block(data, header, spec, first), data.count(b"\n")
+            first = False
+
+
+def _line_blocks(handle, size: int):
+    """Read a stream in blocks of about ``size`` bytes, each ending at a line end."""
+    carry = b""
+    while True:
+        chunk = handle.read(size)
+        if not chunk:
+            if carry:
+                yield carry
+            return
+        chunk = carry + chunk
+        cut = chunk.rfind(b"\n")
+        if cut < 0:
+            carry = chunk
+            continue
+        carry = chunk[cut + 1 :]
+        yield chunk[: cut + 1]
+
+
+def _clean_split_write(
+    table: pa.Table, ctx: JobContext, result: UnitResult, writers: dict[str, _PartWriter]
+) -> None:
+    spec = ctx.spec
+    model_columns = spec.model_columns
+    complete = np.ones(table.num_rows, dtype=bool)
+    for name in model_columns:
+        complete &= np.asarray(table.column(name).is_valid())
+    result.rows_dropped_missing += int((~complete).sum())
+    if not complete.all():
+        table = table.filter(pa.array(complete))
+    hashes = row_hash(table, list(spec.key) or spec.column_names, ctx.seed)
+    test_mask = is_test(hashes, ctx.test_fraction)
+    model_table = table.select(model_columns)
+    for split, mask in (("train", ~test_mask), ("test", test_mask)):
+        part = model_table.filter(pa.array(mask))
+        result.rows[split] += part.num_rows
+        result.content[split] = (
+            result.content[split] + content_sum(part, model_columns, hashes[mask])
+        ) % (1 << 64)
+        writers[split].write(part)
+        if split == "train":
+            for name in model_columns:
+                values = pc.cast(part.column(name), pa.float64()).to_numpy(zero_copy_only=False)
+                result.moments[name] = result.moments.get(name, Moments()).merge(
+                    Moments.of(values)
+                )
