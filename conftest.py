@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -36,11 +37,22 @@ def dask_scheduler_address(tmp_path_factory) -> Iterator[str]:
     address = f"tcp://127.0.0.1:{port}"
     logs = tmp_path_factory.mktemp("dask-logs")
     env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    stack = contextlib.ExitStack()
+    log = lambda name: stack.enter_context((logs / name).open("w"))  # noqa: E731
     procs = [
         subprocess.Popen(
-            [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-             "--no-dashboard"],
-            stdout=open(logs / "scheduler.log", "w"), stderr=subprocess.STDOUT, env=env,
+            [
+                str(BIN / "dask"),
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-dashboard",
+            ],
+            stdout=log("scheduler.log"),
+            stderr=subprocess.STDOUT,
+            env=env,
         )
     ]
     try:
@@ -53,10 +65,25 @@ def dask_scheduler_address(tmp_path_factory) -> Iterator[str]:
         for i in range(2):
             procs.append(
                 subprocess.Popen(
-                    [str(BIN / "dask"), "worker", address, "--nworkers", "1", "--nthreads", "1",
-                     "--host", "127.0.0.1", "--no-dashboard", "--name", f"w{i}",
-                     "--local-directory", str(logs / f"w{i}")],
-                    stdout=open(logs / f"worker{i}.log", "w"), stderr=subprocess.STDOUT, env=env,
+                    [
+                        str(BIN / "dask"),
+                        "worker",
+                        address,
+                        "--nworkers",
+                        "1",
+                        "--nthreads",
+                        "1",
+                        "--host",
+                        "127.0.0.1",
+                        "--no-dashboard",
+                        "--name",
+                        f"w{i}",
+                        "--local-directory",
+                        str(logs / f"w{i}"),
+                    ],
+                    stdout=log(f"worker{i}.log"),
+                    stderr=subprocess.STDOUT,
+                    env=env,
                 )
             )
         _wait_for_workers(address, 2)
@@ -69,4 +96,5 @@ def dask_scheduler_address(tmp_path_factory) -> Iterator[str]:
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
+        stack.close()
         shutil.rmtree(logs, ignore_errors=True)

@@ -42,8 +42,13 @@ def spec_doc() -> dict:
     columns = [{"name": "id", "type": "int"}]
     columns += [{"name": f, "type": "float"} for f in feature_names()]
     columns.append({"name": "y", "type": "float"})
-    return {"name": "synthetic", "columns": columns, "target": "y",
-            "features": feature_names(), "key": "id"}
+    return {
+        "name": "synthetic",
+        "columns": columns,
+        "target": "y",
+        "features": feature_names(),
+        "key": "id",
+    }
 
 
 def generate_csv(path: str | Path, rows: int, seed: int = 0) -> Path:
@@ -53,8 +58,9 @@ def generate_csv(path: str | Path, rows: int, seed: int = 0) -> Path:
     locs, scales, weights, intercept = true_model(seed)
     rng = np.random.default_rng(seed + 1)
     names = ["id", *feature_names(), "y"]
-    with pacsv.CSVWriter(str(path), pa.schema([(n, pa.int64() if n == "id" else pa.float64())
-                                                for n in names])) as writer:
+    with pacsv.CSVWriter(
+        str(path), pa.schema([(n, pa.int64() if n == "id" else pa.float64()) for n in names])
+    ) as writer:
         for start in range(0, rows, CHUNK_ROWS):
             n = min(CHUNK_ROWS, rows - start)
             x = rng.normal(size=(n, N_FEATURES)) * scales + locs
@@ -69,8 +75,17 @@ def generate_csv(path: str | Path, rows: int, seed: int = 0) -> Path:
             writer.write_table(pa.Table.from_arrays(columns, names=names))
     stem = path.name.split(".")[0]
     weights_path = path.with_name(stem + ".weights.json")
-    weights_path.write_text(json.dumps({"features": feature_names(), "weights": weights.tolist(),
-                                        "intercept": intercept, "noise_sd": NOISE_SD}, indent=2))
+    weights_path.write_text(
+        json.dumps(
+            {
+                "features": feature_names(),
+                "weights": weights.tolist(),
+                "intercept": intercept,
+                "noise_sd": NOISE_SD,
+            },
+            indent=2,
+        )
+    )
     path.with_name(stem + ".spec.yaml").write_text(yaml.safe_dump(spec_doc(), sort_keys=False))
     return weights_path
 

@@ -46,21 +46,41 @@ def run(rows_list: list[int], workdir: Path) -> str:
         csv, spec = dataset(workdir, rows)
         mb = csv.stat().st_size / 2**20
         out = workdir / f"prepared-{rows}"
-        ours = run_measured([str(BIN / "regpipe-preprocess"), "--input", str(csv),
-                             "--spec", str(spec), "--output", str(out)])
+        ours = run_measured(
+            [
+                str(BIN / "regpipe-preprocess"),
+                "--input",
+                str(csv),
+                "--spec",
+                str(spec),
+                "--output",
+                str(out),
+            ]
+        )
         ceiling = run_measured(python("-c", PYARROW_READ, str(csv)))
         naive_out = workdir / f"naive-{rows}"
         shutil.rmtree(naive_out, ignore_errors=True)
         naive_out.mkdir()
         naive = run_measured(python("-c", NAIVE_DASK, str(csv), str(naive_out)))
         shutil.rmtree(naive_out, ignore_errors=True)
-        for name, m in (("regpipe-preprocess", ours), ("pyarrow read_csv (whole file)", ceiling),
-                        ("naive Dask job", naive)):
-            lines.append([f"{rows:,}", name, rows / m.seconds, mb / m.seconds, m.peak_rss_mb,
-                          m.seconds])
-        lines.append([f"{rows:,}", "ratio vs pyarrow / vs naive",
-                      f"{ceiling.seconds / ours.seconds:.2f}x / {naive.seconds / ours.seconds:.1f}x",
-                      "", "", ""])
+        for name, m in (
+            ("regpipe-preprocess", ours),
+            ("pyarrow read_csv (whole file)", ceiling),
+            ("naive Dask job", naive),
+        ):
+            lines.append(
+                [f"{rows:,}", name, rows / m.seconds, mb / m.seconds, m.peak_rss_mb, m.seconds]
+            )
+        lines.append(
+            [
+                f"{rows:,}",
+                "ratio vs pyarrow / vs naive",
+                f"{ceiling.seconds / ours.seconds:.2f}x / {naive.seconds / ours.seconds:.1f}x",
+                "",
+                "",
+                "",
+            ]
+        )
     return "Preprocess (synthetic CSV, 20 float features, ~2% missing cells)\n" + table(
         ["rows", "job", "rows/s", "MB/s", "peak RSS MB", "wall s"], lines
     )

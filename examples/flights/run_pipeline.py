@@ -54,10 +54,30 @@ def example_request(dataset: Path) -> str:
 def main() -> int:
     dataset, models = DATA / "flights", DATA / "models"
     try:
-        step("preprocess", [str(BIN / "regpipe-preprocess"), "--input", str(raw_csv()),
-                            "--spec", str(HERE / "spec.yaml"), "--output", str(dataset)])
-        step("train", [str(BIN / "regpipe-train"), "--data", str(dataset),
-                       "--models", str(models), "--name", "flights"])
+        step(
+            "preprocess",
+            [
+                str(BIN / "regpipe-preprocess"),
+                "--input",
+                str(raw_csv()),
+                "--spec",
+                str(HERE / "spec.yaml"),
+                "--output",
+                str(dataset),
+            ],
+        )
+        step(
+            "train",
+            [
+                str(BIN / "regpipe-train"),
+                "--data",
+                str(dataset),
+                "--models",
+                str(models),
+                "--name",
+                "flights",
+            ],
+        )
     except subprocess.CalledProcessError as exc:
         print(f"\nmake run: step failed with exit code {exc.returncode}", file=sys.stderr)
         return exc.returncode

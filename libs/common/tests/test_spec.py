@@ -51,8 +51,14 @@ def test_flights_example_spec_loads():
         ({"features": ["x", "k"]}, "features[1]: column 'k' has type string"),
         ({"key": ["x", "q"]}, "key[1]: column 'q' is not declared"),
         ({"columns": []}, "columns: expected a non-empty list"),
-        ({"columns": [{"name": "x", "type": "decimal"}]}, "columns[0].type: 'decimal' is not one of"),
-        ({"columns": [{"name": "x", "type": "string", "min": 1}]}, "ranges apply to numeric columns"),
+        (
+            {"columns": [{"name": "x", "type": "decimal"}]},
+            "columns[0].type: 'decimal' is not one of",
+        ),
+        (
+            {"columns": [{"name": "x", "type": "string", "min": 1}]},
+            "ranges apply to numeric columns",
+        ),
         ({"columns": [{"name": "x", "type": "float", "min": 2, "max": 1}]}, "min 2.0 is greater"),
         ({"columns": [{"name": "x", "type": "float"}] * 2}, "duplicate column name(s): x"),
         ({"colums": 1}, "colums: unknown key"),

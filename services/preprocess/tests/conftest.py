@@ -69,6 +69,10 @@ def _quiet_progress(monkeypatch):
 def pp() -> SimpleNamespace:
     """The helpers above, for test modules (conftest is not importable under importlib mode)."""
     return SimpleNamespace(
-        rows=toy_rows, write_csv=write_csv, run=run_preprocess, manifest=manifest_of,
-        header=HEADER, spec=SPEC,
+        rows=toy_rows,
+        write_csv=write_csv,
+        run=run_preprocess,
+        manifest=manifest_of,
+        header=HEADER,
+        spec=SPEC,
     )

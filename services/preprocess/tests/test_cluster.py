@@ -9,16 +9,18 @@ import pytest
 
 
 @pytest.mark.cluster
-def test_output_identical_on_a_real_cluster(pp, tmp_path, spec_file, monkeypatch,
-                                            dask_scheduler_address):
+def test_output_identical_on_a_real_cluster(
+    pp, tmp_path, spec_file, monkeypatch, dask_scheduler_address
+):
     src = pp.write_csv(tmp_path / "in.csv", pp.rows(20_000))
     args = ("--input", src, "--spec", spec_file, "--blocksize", "64KiB")
     assert pp.run(*args, "--output", tmp_path / "local") == 0
     monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", dask_scheduler_address)
     assert pp.run(*args, "--output", tmp_path / "cluster") == 0
 
-    local, cluster = (json.loads((tmp_path / d / "manifest.json").read_text())
-                      for d in ("local", "cluster"))
+    local, cluster = (
+        json.loads((tmp_path / d / "manifest.json").read_text()) for d in ("local", "cluster")
+    )
     local.pop("created_at"), cluster.pop("created_at")
     assert local == cluster
     assert len(local["splits"]["train"]) > 5

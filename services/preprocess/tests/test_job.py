@@ -61,7 +61,12 @@ def test_gzip_parquet_and_folder_inputs_give_the_same_dataset(pp, tmp_path, spec
     pq.write_table(table.slice(0, 1000), pq_dir / "a.parquet", row_group_size=300)
     pq.write_table(table.slice(1000), pq_dir / "b.parquet", row_group_size=700)
     fingerprints = {}
-    for name, src in {"csv": plain, "gzip": gz, "parquet": pq_dir, "glob": pq_dir / "*.parquet"}.items():
+    for name, src in {
+        "csv": plain,
+        "gzip": gz,
+        "parquet": pq_dir,
+        "glob": pq_dir / "*.parquet",
+    }.items():
         out = tmp_path / f"out-{name}"
         assert pp.run("--input", src, "--spec", spec_file, "--output", out) == 0
         fingerprints[name] = pp.manifest(out)["fingerprint"]
@@ -73,8 +78,10 @@ def test_file_url_and_several_csv_files(pp, tmp_path, spec_file):
     pp.write_csv(tmp_path / "in" / "part1.csv", pp.rows(700))
     pp.write_csv(tmp_path / "in" / "part2.csv", pp.rows(300, start=700))
     out = tmp_path / "out"
-    assert pp.run("--input", f"file://{tmp_path}/in", "--spec", spec_file,
-                          "--output", f"file://{out}") == 0
+    assert (
+        pp.run("--input", f"file://{tmp_path}/in", "--spec", spec_file, "--output", f"file://{out}")
+        == 0
+    )
     m = pp.manifest(out)
     assert m["rows_read"] == 1000
 
@@ -88,8 +95,9 @@ def test_rejected_rows_are_counted_and_written_with_their_line(pp, tmp_path, spe
     lines[24] = "24,g1,inf,2.0,1,3.0"  # non-finite
     src = pp.write_csv(tmp_path / "in.csv", lines)
     out = tmp_path / "out"
-    code = pp.run("--input", src, "--spec", spec_file, "--output", out,
-                          "--max-rejected-fraction", "0.01")
+    code = pp.run(
+        "--input", src, "--spec", spec_file, "--output", out, "--max-rejected-fraction", "0.01"
+    )
     assert code == 0
     m = pp.manifest(out)
     assert m["rows_rejected"] == 5
@@ -111,8 +119,7 @@ def test_line_numbers_are_file_absolute_across_blocks(pp, tmp_path, spec_file):
     lines[3500] = "3500,g1,oops,2.0,1,3.0"
     src = pp.write_csv(tmp_path / "in.csv", lines)
     out = tmp_path / "out"
-    assert pp.run("--input", src, "--spec", spec_file, "--output", out,
-                          "--blocksize", "8KiB") == 0
+    assert pp.run("--input", src, "--spec", spec_file, "--output", out, "--blocksize", "8KiB") == 0
     (row,) = [json.loads(x) for x in (out / "rejected" / "rejected.jsonl").read_text().splitlines()]
     assert row["line"] == 3502 and row["column"] == "a"
 

@@ -15,9 +15,22 @@ import pytest
 def start_job(src, spec, out) -> subprocess.Popen:
     env = {**os.environ, "PREPROCESS_PROGRESS_INTERVAL": "60"}
     return subprocess.Popen(
-        [sys.executable, "-m", "regpipe_preprocess", "--input", str(src), "--spec", str(spec),
-         "--output", str(out), "--blocksize", "32KiB"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "regpipe_preprocess",
+            "--input",
+            str(src),
+            "--spec",
+            str(spec),
+            "--output",
+            str(out),
+            "--blocksize",
+            "32KiB",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 

@@ -17,8 +17,10 @@ def test_same_split_for_any_block_count(pp, tmp_path, spec_file):
     runs = {}
     for blocksize in ("4KiB", "64KiB", "16MiB"):
         out = tmp_path / f"out-{blocksize}"
-        assert pp.run("--input", src, "--spec", spec_file, "--output", out,
-                      "--blocksize", blocksize) == 0
+        assert (
+            pp.run("--input", src, "--spec", spec_file, "--output", out, "--blocksize", blocksize)
+            == 0
+        )
         runs[blocksize] = (pp.manifest(out), ids(out, "train"), ids(out, "test"))
     parts = {len(m["splits"]["train"]) for m, _, _ in runs.values()}
     assert len(parts) == 3  # really different partitionings
@@ -44,8 +46,21 @@ def test_seed_changes_the_split_and_fraction_is_respected(pp, tmp_path, spec_fil
     outs = []
     for seed in ("1", "2"):
         out = tmp_path / f"out-{seed}"
-        assert pp.run("--input", src, "--spec", spec_file, "--output", out, "--seed", seed,
-                      "--test-fraction", "0.3") == 0
+        assert (
+            pp.run(
+                "--input",
+                src,
+                "--spec",
+                spec_file,
+                "--output",
+                out,
+                "--seed",
+                seed,
+                "--test-fraction",
+                "0.3",
+            )
+            == 0
+        )
         outs.append(out)
         m = pp.manifest(out)
         assert abs(m["rows_test"] / 4000 - 0.3) < 0.03

@@ -25,7 +25,9 @@ def run_failing(pp, capsys, *args) -> str:
         ("id,group,a,b,n,y,extra", "1,g,1.0,2.0,1,3.0,x", "unexpected column 'extra'"),
     ],
 )
-def test_wrong_columns_name_the_file_and_column(pp, tmp_path, spec_file, capsys, header, line, expected):
+def test_wrong_columns_name_the_file_and_column(
+    pp, tmp_path, spec_file, capsys, header, line, expected
+):
     src = pp.write_csv(tmp_path / "bad.csv", [line] * 5, header=header)
     out = tmp_path / "out"
     err = run_failing(pp, capsys, "--input", src, "--spec", spec_file, "--output", out)
@@ -39,8 +41,9 @@ def test_wrong_column_type_names_the_file_and_column(pp, tmp_path, spec_file, ca
     assert good.exists()
     lines = [f"{i},g,1.0,2.0,many,3.0" for i in range(50)]
     pp.write_csv(tmp_path / "in" / "2.csv", lines)
-    err = run_failing(pp, capsys, "--input", tmp_path / "in", "--spec", spec_file,
-                      "--output", tmp_path / "out")
+    err = run_failing(
+        pp, capsys, "--input", tmp_path / "in", "--spec", spec_file, "--output", tmp_path / "out"
+    )
     assert "2.csv" in err and "column 'n'" in err and "'many'" in err and "int" in err
     assert not (tmp_path / "out").exists()
 
@@ -51,8 +54,16 @@ def test_parquet_column_of_wrong_type(pp, tmp_path, spec_file, capsys):
 
     table = pa.table({"id": [1], "group": ["g"], "a": ["x"], "b": [1.0], "n": [1], "y": [2.0]})
     pq.write_table(table, tmp_path / "t.parquet")
-    err = run_failing(pp, capsys, "--input", tmp_path / "t.parquet", "--spec", spec_file,
-                      "--output", tmp_path / "out")
+    err = run_failing(
+        pp,
+        capsys,
+        "--input",
+        tmp_path / "t.parquet",
+        "--spec",
+        spec_file,
+        "--output",
+        tmp_path / "out",
+    )
     assert "t.parquet" in err and "column 'a'" in err and "string" in err
 
 
@@ -68,15 +79,25 @@ def test_empty_input(pp, tmp_path, spec_file, capsys, content, expected):
 
 
 def test_missing_input_and_empty_folder(pp, tmp_path, spec_file, capsys):
-    err = run_failing(pp, capsys, "--input", tmp_path / "nope.csv", "--spec", spec_file,
-                      "--output", tmp_path / "o")
+    err = run_failing(
+        pp,
+        capsys,
+        "--input",
+        tmp_path / "nope.csv",
+        "--spec",
+        spec_file,
+        "--output",
+        tmp_path / "o",
+    )
     assert "input not found" in err and "nope.csv" in err
     (tmp_path / "empty").mkdir()
-    err = run_failing(pp, capsys, "--input", tmp_path / "empty", "--spec", spec_file,
-                      "--output", tmp_path / "o")
+    err = run_failing(
+        pp, capsys, "--input", tmp_path / "empty", "--spec", spec_file, "--output", tmp_path / "o"
+    )
     assert "no CSV or Parquet files" in err
-    err = run_failing(pp, capsys, "--input", tmp_path / "*.csv", "--spec", spec_file,
-                      "--output", tmp_path / "o")
+    err = run_failing(
+        pp, capsys, "--input", tmp_path / "*.csv", "--spec", spec_file, "--output", tmp_path / "o"
+    )
     assert "no input files match" in err
 
 
@@ -86,16 +107,23 @@ def test_invalid_spec(pp, tmp_path, capsys):
     bad.write_text(yaml.safe_dump({**pp.spec, "target": "nope"}))
     err = run_failing(pp, capsys, "--input", src, "--spec", bad, "--output", tmp_path / "o")
     assert "spec.yaml: target: column 'nope' is not declared" in err
-    err = run_failing(pp, capsys, "--input", src, "--spec", tmp_path / "none.yaml",
-                      "--output", tmp_path / "o")
+    err = run_failing(
+        pp, capsys, "--input", src, "--spec", tmp_path / "none.yaml", "--output", tmp_path / "o"
+    )
     assert "spec file not found" in err
 
 
 def test_cli_needs_flags_or_env_and_documents_them(tmp_path, spec_file, pp, monkeypatch):
     exe = [sys.executable, "-m", "regpipe_preprocess"]
     usage = subprocess.run([*exe, "--help"], capture_output=True, text=True, check=True).stdout
-    for env in ("PREPROCESS_INPUT", "PREPROCESS_SPEC", "PREPROCESS_OUTPUT",
-                "PREPROCESS_TEST_FRACTION", "PREPROCESS_SEED", "DASK_SCHEDULER_ADDRESS"):
+    for env in (
+        "PREPROCESS_INPUT",
+        "PREPROCESS_SPEC",
+        "PREPROCESS_OUTPUT",
+        "PREPROCESS_TEST_FRACTION",
+        "PREPROCESS_SEED",
+        "DASK_SCHEDULER_ADDRESS",
+    ):
         assert env in usage
     missing = subprocess.run(exe, capture_output=True, text=True)
     assert missing.returncode == 2 and "--input" in missing.stderr

@@ -64,7 +64,7 @@ class Bundle:
 
 
 def new_version(now: dt.datetime | None = None) -> str:
-    """A version name that sorts by creation time and is unique: ``20261126T071500123456Z-1a2b3c``."""
+    """A version that sorts by creation time and is unique: ``20261126T071500123456Z-1a2b3c``."""
     now = now or dt.datetime.now(dt.UTC)
     return now.strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
 

@@ -15,8 +15,12 @@ from regpipe_common.log import configure_logging
 from .job import run
 from .settings import OPTIONS, Settings
 
-TYPES = {"test_fraction": float, "seed": int, "max_rejected_fraction": float,
-         "progress_interval": float}
+TYPES = {
+    "test_fraction": float,
+    "seed": int,
+    "max_rejected_fraction": float,
+    "progress_interval": float,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

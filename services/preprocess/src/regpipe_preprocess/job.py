@@ -32,11 +32,13 @@ def run(settings: Settings) -> dict:
     files = find_inputs(settings.input)
     headers = {f.url: validate_file(f, spec) for f in files}
     units = plan_units(files, settings.blocksize)
-    event(log, "validated input", files=len(files), units=len(units),
-          bytes=sum(f.size for f in files))
+    event(
+        log, "validated input", files=len(files), units=len(units), bytes=sum(f.size for f in files)
+    )
     with publish.staging_folder(settings.output) as staging:
-        ctx = JobContext(spec, headers, staging, settings.seed, settings.test_fraction,
-                         STREAM_BLOCK_BYTES)
+        ctx = JobContext(
+            spec, headers, staging, settings.seed, settings.test_fraction, STREAM_BLOCK_BYTES
+        )
         with dask_client() as client:
             results = _run_units(client, units, ctx, settings.progress_interval)
         rejected = _numbered_rejects(results)
@@ -66,8 +68,13 @@ def _run_units(client, units: list[Unit], ctx: JobContext, interval: float) -> l
             now = time.monotonic()
             if now - last >= interval or len(results) == len(units):
                 last = now
-                event(log, "progress", units=f"{len(results)}/{len(units)}", rows=rows,
-                      rows_per_s=round(rows / max(now - started, 1e-9)))
+                event(
+                    log,
+                    "progress",
+                    units=f"{len(results)}/{len(units)}",
+                    rows=rows,
+                    rows_per_s=round(rows / max(now - started, 1e-9)),
+                )
     except BaseException:
         client.cancel(futures)
         raise
@@ -81,8 +88,15 @@ def _numbered_rejects(results: list[UnitResult]) -> list[dict]:
     for result in results:
         base = lines_before.get(result.file, 0)
         for r in result.rejects:
-            out.append({"file": result.file, "line": base + r.line, "column": r.column,
-                        "reason": r.reason, "raw": r.raw})
+            out.append(
+                {
+                    "file": result.file,
+                    "line": base + r.line,
+                    "column": r.column,
+                    "reason": r.reason,
+                    "raw": r.raw,
+                }
+            )
         lines_before[result.file] = base + result.lines
     return out
 
@@ -131,9 +145,16 @@ def _manifest(
     }
     content = {s: sum(r.content[s] for r in results) % (1 << 64) for s in SPLITS}
     fingerprint = hashlib.sha256(
-        json.dumps({"spec": spec.digest(), "seed": settings.seed,
-                    "test_fraction": settings.test_fraction, "content": content,
-                    "rows": {s: totals[f"rows_{s}"] for s in SPLITS}}, sort_keys=True).encode()
+        json.dumps(
+            {
+                "spec": spec.digest(),
+                "seed": settings.seed,
+                "test_fraction": settings.test_fraction,
+                "content": content,
+                "rows": {s: totals[f"rows_{s}"] for s in SPLITS},
+            },
+            sort_keys=True,
+        ).encode()
     ).hexdigest()
     return {
         "format": "regpipe-dataset/1",

@@ -52,9 +52,7 @@ def arrow_types(spec: DatasetSpec, as_text: bool = False) -> dict[str, pa.DataTy
     }
 
 
-def parse_csv_block(
-    data: bytes, header: list[str], spec: DatasetSpec, skip_header: bool
-) -> Parsed:
+def parse_csv_block(data: bytes, header: list[str], spec: DatasetSpec, skip_header: bool) -> Parsed:
     """Parse one block of CSV text (whole lines). The fast path parses straight to float64; a
     block with an unparseable number is parsed again as text to find the bad rows."""
     invalid: list[tuple[int, str]] = []
@@ -68,7 +66,9 @@ def parse_csv_block(
         return pacsv.read_csv(
             io.BytesIO(data),
             read_options=pacsv.ReadOptions(
-                column_names=header, skip_rows=1 if skip_header else 0, use_threads=False,
+                column_names=header,
+                skip_rows=1 if skip_header else 0,
+                use_threads=False,
                 block_size=max(len(data) + 1, 1 << 20),
             ),
             parse_options=pacsv.ParseOptions(
@@ -151,7 +151,9 @@ def check_values(
         with np.errstate(invalid="ignore"):
             checks = [(np.isinf(values), "non-finite value")]
             if column.type == "int":
-                checks.append((np.isfinite(values) & (values != np.floor(values)), "not an integer"))
+                checks.append(
+                    (np.isfinite(values) & (values != np.floor(values)), "not an integer")
+                )
             if column.min is not None:
                 checks.append((values < column.min, f"below the minimum {column.min:g}"))
             if column.max is not None:
@@ -159,9 +161,7 @@ def check_values(
         for mask, reason in checks:
             new = mask & ~bad
             for i in np.flatnonzero(new):
-                rejects.append(
-                    Reject(int(lines[i]), column.name, f"{reason}: {values[i]!r}", "")
-                )
+                rejects.append(Reject(int(lines[i]), column.name, f"{reason}: {values[i]!r}", ""))
             bad |= new
     if not bad.any():
         return table, lines, rejects

@@ -61,7 +61,8 @@ def find_inputs(url: str) -> list[InputFile]:
     elif not fs.exists(path):
         raise DataError(f"input not found: {url}")
     elif fs.isdir(path):
-        paths = sorted(p for p in fs.find(path) if kind_of(p) and "/." not in p)
+        root = path.rstrip("/")
+        paths = sorted(p for p in fs.find(path) if kind_of(p) and not _hidden(p[len(root) :]))
         if not paths:
             raise DataError(f"no CSV or Parquet files in folder {url}")
     else:
@@ -74,6 +75,11 @@ def find_inputs(url: str) -> list[InputFile]:
         full = p if storage.is_local(fs) else fs.unstrip_protocol(p)
         files.append(InputFile(url=full, kind=kind, size=int(fs.size(p) or 0)))
     return files
+
+
+def _hidden(relative: str) -> bool:
+    """Skip dot-files and dot-folders (e.g. a staging folder) inside an input folder."""
+    return any(part.startswith((".", "_")) for part in relative.split("/") if part)
 
 
 def plan_units(files: list[InputFile], blocksize: int) -> list[Unit]:

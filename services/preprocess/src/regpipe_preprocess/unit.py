@@ -14,7 +14,7 @@ from fsspec.utils import read_block
 from regpipe_common import storage
 from regpipe_common.spec import DatasetSpec
 
-from .parse import Parsed, Reject, parse_csv_block, typed_parquet_table
+from .parse import Reject, parse_csv_block, typed_parquet_table
 from .sources import Unit
 from .split import content_sum, is_test, row_hash
 from .stats import Moments
@@ -155,6 +155,4 @@ def _clean_split_write(
         if split == "train":
             for name in model_columns:
                 values = pc.cast(part.column(name), pa.float64()).to_numpy(zero_copy_only=False)
-                result.moments[name] = result.moments.get(name, Moments()).merge(
-                    Moments.of(values)
-                )
+                result.moments[name] = result.moments.get(name, Moments()).merge(Moments.of(values))
