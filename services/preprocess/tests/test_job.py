@@ -136,3 +136,36 @@ def test_too_many_rejected_rows_fail_the_job(pp, tmp_path, spec_file, capsys):
     assert "line 2 column b" in err
     assert not (out / "manifest.json").exists()
     assert not list(tmp_path.glob("out.staging-*"))
+
+
+def test_s3_input_spec_and_output(pp, tmp_path, spec_file, s3_env):
+    import s3fs
+
+    fs = s3fs.S3FileSystem()
+    fs.mkdir("regpipe-test")
+    src = pp.write_csv(tmp_path / "in.csv", pp.rows(2000))
+    fs.put(str(src), "regpipe-test/raw/in.csv")
+    fs.put(str(spec_file), "regpipe-test/spec.yaml")
+    assert (
+        pp.run(
+            "--input",
+            "s3://regpipe-test/raw/",
+            "--spec",
+            "s3://regpipe-test/spec.yaml",
+            "--output",
+            "s3://regpipe-test/prepared",
+            "--blocksize",
+            "16KiB",
+        )
+        == 0
+    )
+    local = tmp_path / "local"
+    assert (
+        pp.run("--input", src, "--spec", spec_file, "--output", local, "--blocksize", "16KiB") == 0
+    )
+    remote = json.loads(fs.cat("regpipe-test/prepared/manifest.json"))
+    assert remote["fingerprint"] == pp.manifest(local)["fingerprint"]
+    assert remote["rows_train"] == pp.manifest(local)["rows_train"]
+    assert not fs.glob("regpipe-test/prepared.staging-*")
+    first = remote["splits"]["train"][0]["path"]
+    assert fs.exists(f"regpipe-test/prepared/{first}")

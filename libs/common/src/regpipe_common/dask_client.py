@@ -33,11 +33,16 @@ def dask_client() -> Iterator[Client]:
         finally:
             client.close()
         return
+    processes = env_bool("DASK_LOCAL_PROCESSES", False)
+    # The scheduler and workers always serve HTTP (health, metrics): keep it on loopback, on a
+    # free port (``dashboard_address=None`` still binds 0.0.0.0:8787).
     cluster = LocalCluster(
         n_workers=env_int("DASK_N_WORKERS", os.cpu_count() or 1),
         threads_per_worker=env_int("DASK_THREADS_PER_WORKER", 1),
-        processes=env_bool("DASK_LOCAL_PROCESSES", False),
-        dashboard_address=None,
+        processes=processes,
+        dashboard_address="127.0.0.1:0",
+        worker_dashboard_address="127.0.0.1:0",
+        **({"host": "127.0.0.1"} if processes else {}),
     )
     client = Client(cluster)
     try:

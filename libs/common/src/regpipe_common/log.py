@@ -25,7 +25,7 @@ class _TextFormatter(logging.Formatter):
         line = f"{ts} {record.levelname:<5} {record.name}: {record.getMessage()}"
         if kv:
             line += " " + kv
-        if record.exc_info and record.levelno >= logging.ERROR:
+        if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
 
@@ -39,7 +39,7 @@ class _JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         doc.update(getattr(record, "fields", None) or {})
-        if record.exc_info and record.levelno >= logging.ERROR:
+        if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
         return json.dumps(doc, default=str)
 

@@ -40,7 +40,10 @@ def remove_folder(url: str) -> None:
 
 
 def publish_folder(
-    staging_url: str, target_url: str, manifest: dict[str, Any], manifest_name: str = "manifest.json"
+    staging_url: str,
+    target_url: str,
+    manifest: dict[str, Any],
+    manifest_name: str = "manifest.json",
 ) -> None:
     """Move the staged data to ``target_url``, then write the manifest there, last.
 
@@ -58,7 +61,11 @@ def publish_folder(
         os.makedirs(os.path.dirname(target.rstrip("/")) or ".", exist_ok=True)
         os.replace(staging, target)
     else:
-        fs.mv(staging, target, recursive=True)
+        # Object stores have no rename: copy each staged object, then drop the staging prefix.
+        staging = staging.rstrip("/")
+        for path in fs.find(staging):
+            fs.copy(path, target.rstrip("/") + path[len(staging) :])
+        fs.rm(staging, recursive=True)
     write_json_atomic(storage.join(target_url, manifest_name), manifest)
 
 
