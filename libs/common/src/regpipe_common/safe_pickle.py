@@ -2,9 +2,9 @@
 
 A sha256 in the metadata only proves that ``model.joblib`` matches ``metadata.json``; anybody
 who can write one can write the other. So every global that the pickle names is checked
-*before* it is imported or resolved: only classes from scikit-learn and SciPy, and a short list
-of numpy/joblib reconstruction helpers, are allowed. ``os.system``, ``builtins.eval``,
-``numpy.load`` and everything else are refused with :class:`UnsafePickleError`.
+*before* it is imported or resolved: only classes from scikit-learn and SciPy's sparse
+matrices, and a short list of numpy/joblib reconstruction helpers, are allowed. ``os.system``,
+``builtins.eval``, ``numpy.load`` and everything else are refused with :class:`UnsafePickleError`.
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ ALLOWED_GLOBALS = frozenset(
         ("builtins", "complex"),
     }
 )
-# Modules whose *classes* (never functions) may be reconstructed.
-CLASS_MODULE_PREFIXES = ("sklearn.", "scipy.", "numpy.dtypes")
+# Modules whose *classes* (never functions) may be reconstructed. Only SciPy's sparse matrices:
+# other SciPy classes can touch files when called (``scipy.io.netcdf_file(path, "w")``).
+CLASS_MODULE_PREFIXES = ("sklearn.", "scipy.sparse.", "numpy.dtypes")
 
 
 class UnsafePickleError(Exception):

@@ -1,1 +1,3 @@
 """regpipe predict service."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,323 @@
+"""Serving benchmark: regpipe-predict against the HTTP floor and the naive Flask app.
+
+Three servers on 127.0.0.1, each gunicorn with regpipe-predict's default worker settings
+(``WEB_CONCURRENCY=2`` gthread workers, ``THREADS=2``), so that only the app differs:
+
+- ``regpipe-predict`` serving a Pipeline(StandardScaler, SGDRegressor) on 20 synthetic features;
+- ``minimal``: a bare WSGI callable returning a constant JSON body (the HTTP floor);
+- ``naive``: Flask, the pickle loaded with joblib, JSON → DataFrame → ``model.predict`` per
+  request (the seed's design).
+
+One-row POSTs at a fixed 500 req/s (``hey -q``; wrk 4 has no fixed rate) and at saturation
+(``wrk -t2 -c16``), 10 s each; then a 10,000-row batch: the server's own time (the
+``Server-Timing`` header of regpipe-predict) and the client round trip on loopback.
+
+    python -m bench.serve_bench [WORKDIR]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import requests
+
+BIN = Path(sys.executable).parent
+DURATION = os.environ.get("BENCH_SERVE_SECONDS", "10")
+WORKERS, THREADS = "2", "2"
+N_FEATURES = 20
+FEATURES = [f"f{i:02d}" for i in range(N_FEATURES)]
+
+MINIMAL_APP = """
+BODY = b'{"predictions": [1.0], "model": {"name": "minimal", "version": "0"}}'
+
+def app(environ, start_response):
+    environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Type", "application/json"),
+                              ("Content-Length", str(len(BODY)))])
+    return [BODY]
+"""
+
+NAIVE_APP = """
+import os
+import joblib
+import pandas as pd
+from flask import Flask, jsonify, request
+
+model = joblib.load(os.environ["NAIVE_MODEL"])
+app = Flask(__name__)
+
+@app.post("/predict")
+def predict():
+    df = pd.DataFrame(request.get_json()["instances"])
+    return jsonify({"predictions": model.predict(df).tolist()})
+"""
+
+GUNICORN_CONF = f"""
+workers = {WORKERS}
+worker_class = "gthread"
+threads = {THREADS}
+keepalive = 5
+control_socket_disable = True
+worker_tmp_dir = "/dev/shm"
+"""
+
+
+def train(workdir: Path) -> tuple[str, Path, list[list[float]]]:
+    """Fit the bench model on synthetic data, publish it; return the model URI, pickle, rows."""
+    from sklearn.linear_model import SGDRegressor
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from bench.datagen import true_model
+    from regpipe_common.bundle import publish_bundle
+
+    locs, scales, weights, intercept = true_model(0)
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame(rng.normal(size=(20_000, N_FEATURES)) * scales + locs, columns=FEATURES)
+    y = X.to_numpy() @ weights + intercept + rng.normal(0, 1, len(X))
+    model = Pipeline([("scaler", StandardScaler()), ("sgd", SGDRegressor(random_state=0))])
+    model.fit(X, y)
+    stats = {
+        f: {
+            "count": len(X),
+            "mean": float(X[f].mean()),
+            "var": float(X[f].var(ddof=0)),
+            "min": float(X[f].min()),
+            "max": float(X[f].max()),
+        }
+        for f in FEATURES
+    }
+    target = {
+        "name": "y",
+        "count": len(y),
+        "mean": float(y.mean()),
+        "var": float(y.var()),
+        "min": float(y.min()),
+        "max": float(y.max()),
+    }
+    models = workdir / "models"
+    shutil.rmtree(models, ignore_errors=True)
+    meta = {
+        "features": FEATURES,
+        "target": "y",
+        "metrics": {},
+        "optimum": {},
+        "params": {},
+        "dataset_fingerprint": "bench",
+        "feature_stats": stats,
+        "target_stats": target,
+    }
+    version = publish_bundle(str(models), "bench", model, meta)
+    rows = np.round(rng.normal(size=(10_000, N_FEATURES)) * scales + locs, 6).tolist()
+    return str(models / "bench"), models / "bench" / version / "model.joblib", rows
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def server(cmd: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[str]:
+    url = f"http://127.0.0.1:{port}"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{cmd[0]} exited: {log.read_text()[-2000:]}")
+            try:
+                body = {"instances": [{f: 0.0 for f in FEATURES}]}
+                if requests.post(url + "/predict", json=body, timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        else:
+            raise RuntimeError(f"{cmd[0]} never answered: {log.read_text()[-2000:]}")
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+
+def hey_fixed(url: str, body: Path) -> dict[str, float]:
+    """500 req/s: 10 workers × 50 req/s each."""
+    out = subprocess.run(
+        [
+            "hey",
+            "-z",
+            f"{DURATION}s",
+            "-c",
+            "10",
+            "-q",
+            "50",
+            "-m",
+            "POST",
+            "-T",
+            "application/json",
+            "-D",
+            str(body),
+            url + "/predict",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=int(DURATION) + 60,
+        check=True,
+    ).stdout
+    codes = dict(re.findall(r"\[(\d+)\]\s+(\d+) responses", out))
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50": float(re.search(r"50% in ([\d.]+) secs", out).group(1)) * 1e3,
+        "p99": float(re.search(r"99% in ([\d.]+) secs", out).group(1)) * 1e3,
+        "errors": sum(int(n) for c, n in codes.items() if c != "200"),
+    }
+
+
+def wrk_saturation(url: str, lua: Path) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t2", "-c16", f"-d{DURATION}s", "--latency", "-s", str(lua), url + "/predict"],
+        capture_output=True,
+        text=True,
+        timeout=int(DURATION) + 60,
+        check=True,
+    ).stdout
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50": _ms(re.search(r"50%\s+(\S+)", out).group(1)),
+        "p99": _ms(re.search(r"99%\s+(\S+)", out).group(1)),
+        "errors": int(non2xx.group(1)) if non2xx else 0,
+    }
+
+
+def batch_times(url: str, rows: list[list[float]]) -> tuple[float, float | None]:
+    """Median client round trip and median Server-Timing total (ms) of a 10,000-row batch."""
+    body = json.dumps({"instances": [dict(zip(FEATURES, r, strict=True)) for r in rows]})
+    headers = {"Content-Type": "application/json"}
+    client, server_ms = [], []
+    for _ in range(7):
+        start = time.perf_counter()
+        response = requests.post(url + "/predict", data=body, headers=headers, timeout=60)
+        client.append((time.perf_counter() - start) * 1e3)
+        response.raise_for_status()
+        assert len(response.json()["predictions"]) == len(rows)
+        timing = re.search(r"total;dur=([\d.]+)", response.headers.get("Server-Timing", ""))
+        if timing:
+            server_ms.append(float(timing.group(1)))
+    return statistics.median(client[2:]), (statistics.median(server_ms[2:]) if server_ms else None)
+
+
+def run(workdir: Path) -> str:
+    """Measure the three servers; return the serving table (Markdown)."""
+    workdir = Path(workdir) / "serve"
+    workdir.mkdir(parents=True, exist_ok=True)
+    model_uri, pickle_path, rows = train(workdir)
+    (workdir / "minimal_app.py").write_text(MINIMAL_APP)
+    (workdir / "naive_app.py").write_text(NAIVE_APP)
+    (workdir / "gunicorn_bench.py").write_text(GUNICORN_CONF)
+    one = {"instances": [dict(zip(FEATURES, rows[0], strict=True))]}
+    (workdir / "one.json").write_text(json.dumps(one))
+    (workdir / "post.lua").write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(json.dumps(one))}\n"
+    )
+    gunicorn = [
+        str(BIN / "gunicorn"),
+        "-c",
+        str(workdir / "gunicorn_bench.py"),
+        "--chdir",
+        str(workdir),
+    ]
+    servers = {
+        "regpipe-predict": (
+            [str(BIN / "regpipe-predict")],
+            {
+                "MODEL_URI": model_uri,
+                "HOST": "127.0.0.1",
+                "MODEL_POLL_INTERVAL": "10",
+                "PROMETHEUS_MULTIPROC_DIR": str(workdir / "prom"),
+            },
+        ),
+        "minimal WSGI (floor)": ([*gunicorn, "minimal_app:app"], {}),
+        "naive Flask + DataFrame": (
+            [*gunicorn, "naive_app:app"],
+            {"NAIVE_MODEL": str(pickle_path)},
+        ),
+    }
+    results = {}
+    for name, (cmd, env) in servers.items():
+        port = free_port()
+        if "PORT" not in env and name == "regpipe-predict":
+            env = {**env, "PORT": str(port)}
+        else:
+            cmd = [*cmd, "--bind", f"127.0.0.1:{port}"]
+        with server(cmd, env, port, workdir / f"{name.split()[0]}.log") as url:
+            wrk_saturation_warm = workdir / "post.lua"
+            subprocess.run(
+                ["wrk", "-t1", "-c4", "-d2s", "-s", str(wrk_saturation_warm), url + "/predict"],
+                capture_output=True,
+                timeout=30,
+                check=True,
+            )
+            fixed = hey_fixed(url, workdir / "one.json")
+            saturated = wrk_saturation(url, workdir / "post.lua")
+            batch = batch_times(url, rows) if name != "minimal WSGI (floor)" else None
+        results[name] = (fixed, saturated, batch)
+    return table(results)
+
+
+def table(results: dict) -> str:
+    floor = results["minimal WSGI (floor)"][1]["rps"]
+    lines = [
+        f"## Serving one-row requests (gunicorn, {WORKERS} gthread workers × {THREADS} threads, "
+        f"127.0.0.1, {DURATION} s per load)",
+        "",
+        "| server | 500 req/s: achieved | p50 ms | p99 ms | saturation req/s | × floor | p50 ms "
+        "| p99 ms | errors | 10k-row batch: server ms | round trip ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, (fixed, sat, batch) in results.items():
+        server_ms = f"{batch[1]:.1f}" if batch and batch[1] is not None else "-"
+        trip = f"{batch[0]:.1f}" if batch else "-"
+        lines.append(
+            f"| {name} | {fixed['rps']:.0f} | {fixed['p50']:.2f} | {fixed['p99']:.2f} "
+            f"| {sat['rps']:.0f} | {sat['rps'] / floor:.2f} | {sat['p50']:.2f} | {sat['p99']:.2f} "
+            f"| {int(fixed['errors'] + sat['errors'])} | {server_ms} | {trip} |"
+        )
+    lines += [
+        "",
+        "Targets: p99 < 10 ms at 500 req/s; saturation ≥ 0.5× the floor and above the naive app; "
+        "10,000 rows < 50 ms server time (regpipe-predict's Server-Timing: parse, validate, "
+        "predict, serialize). wrk, hey and the servers share this machine's cores.",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(run(Path(sys.argv[1] if len(sys.argv) > 1 else "bench/out")))

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Debian packages the tests and benchmarks need: podman + buildah + runc + debootstrap (image
+# builds and `podman kube play`), prometheus + promtool (alert rules and the observability test),
+# wrk + hey (load generators). Idempotent: returns at once when everything is installed.
+set -euo pipefail
+
+packages=(podman buildah runc debootstrap prometheus wrk hey)
+
+missing=()
+for pkg in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-system-deps: all present (${packages[*]})"
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  sudo=sudo
+else
+  sudo=
+fi
+echo "install-system-deps: installing ${missing[*]}"
+$sudo apt-get update -q
+# Nothing may start on its own (prometheus ships a service): tests start what they need.
+DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $sudo apt-get install -y -q "${missing[@]}"

@@ -1,0 +1,69 @@
+"""gunicorn configuration, from :mod:`regpipe_predict.settings`.
+
+``regpipe-predict`` uses it; so can ``gunicorn -c python:regpipe_predict.gunicorn_conf
+'regpipe_predict.app:create_app()'``.
+
+gthread workers (keep-alive, a slow client does not block a worker), worker heartbeat files in
+``/dev/shm`` (works on a read-only root filesystem), no control socket, graceful SIGTERM:
+listeners close at once, in-flight requests get ``GRACEFUL_TIMEOUT`` seconds to finish.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Any
+
+from .settings import from_env
+
+
+def _multiproc_dir() -> str:
+    """``PROMETHEUS_MULTIPROC_DIR``, or a fresh temporary folder, set before any worker forks."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:
+        folder = tempfile.mkdtemp(prefix="regpipe-predict-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
+_settings = from_env()
+_multiproc_dir()
+
+bind = [f"{_settings.host}:{_settings.port}"]
+workers = _settings.workers
+worker_class = "gthread"
+threads = _settings.threads
+timeout = _settings.timeout
+graceful_timeout = _settings.graceful_timeout
+keepalive = _settings.keepalive
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+control_socket_disable = True
+preload_app = False  # each worker loads and polls its own model after the fork
+accesslog = "-" if _settings.access_log else None
+errorlog = "-"
+proc_name = "regpipe-predict"
+# Request line and header limits stay at gunicorn's defaults; the body limit is the app's.
+
+
+def on_starting(server: Any) -> None:
+    """Empty the Prometheus multiprocess folder: stale files would add old counts."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:
+        return
+    os.makedirs(folder, exist_ok=True)
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.remove(path)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Drop a dead worker's live gauges (prometheus_client multiprocess mode)."""
+    from prometheus_client import multiprocess
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(worker.pid)

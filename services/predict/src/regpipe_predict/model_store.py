@@ -1,0 +1,163 @@
+"""Load, verify and hot-reload the model; requests read one reference that is swapped atomically.
+
+Each gunicorn worker owns a :class:`ModelStore`. A daemon thread polls the model URI every
+``MODEL_POLL_INTERVAL`` seconds; when ``LATEST`` names another version it is loaded and verified
+by :func:`regpipe_common.bundle.load_bundle` off the request path, and only then does
+``self._current`` point to it. A request takes the reference once and uses that model for the
+whole request, so each response names the version that computed it. A version that fails
+verification is refused, logged once, and never retried; the old one keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from regpipe_common.bundle import Bundle, load_bundle, resolve_version_url
+from regpipe_common.errors import RegpipeError
+from regpipe_common.log import event
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A verified bundle plus the arrays of its linear form, when it has one."""
+
+    bundle: Bundle
+    linear: tuple[np.ndarray | None, np.ndarray | None, np.ndarray, float] | None = field(
+        default=None, repr=False
+    )
+
+    @property
+    def name(self) -> str:
+        return self.bundle.name
+
+    @property
+    def version(self) -> str:
+        return self.bundle.version
+
+    @property
+    def features(self) -> list[str]:
+        return self.bundle.features
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.bundle.metadata
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Predictions for a finite float64 array of shape ``(n, n_features)``.
+
+        For ``Pipeline(StandardScaler, linear model)`` this runs the same numpy operations as
+        ``model.predict`` (so the results are equal) without scikit-learn's per-call checks.
+        """
+        if self.linear is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "X does not have feature names"
+                return np.asarray(self.bundle.model.predict(X), dtype=np.float64).reshape(-1)
+        mean, scale, coef, intercept = self.linear
+        Z = X - mean if mean is not None else X.copy()
+        if scale is not None:
+            Z /= scale
+        return Z @ coef + intercept
+
+
+def linear_form(
+    model: Any,
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray, float] | None:
+    """``(mean, scale, coef, intercept)`` of ``Pipeline([StandardScaler, SGDRegressor])``."""
+    steps = getattr(model, "steps", None)
+    if not steps or len(steps) != 2:
+        return None
+    scaler, reg = steps[0][1], steps[1][1]
+    if type(scaler).__name__ != "StandardScaler" or type(reg).__name__ not in {
+        "SGDRegressor",
+        "LinearRegression",
+        "Ridge",
+    }:
+        return None
+    coef = np.asarray(reg.coef_, dtype=np.float64)
+    intercept = np.asarray(reg.intercept_, dtype=np.float64).reshape(-1)
+    if coef.ndim != 1 or intercept.size != 1:
+        return None
+    mean = getattr(scaler, "mean_", None)
+    scale = getattr(scaler, "scale_", None)
+    return mean, scale, coef, float(intercept[0])
+
+
+def prepare(bundle: Bundle) -> LoadedModel:
+    return LoadedModel(bundle=bundle, linear=linear_form(bundle.model))
+
+
+class ModelStore:
+    """The model one worker serves, and the thread that keeps it current."""
+
+    def __init__(
+        self,
+        model_uri: str,
+        poll_interval: float,
+        on_swap: Callable[[LoadedModel | None, LoadedModel], None] | None = None,
+    ) -> None:
+        self.model_uri = model_uri
+        self.poll_interval = poll_interval
+        self._on_swap = on_swap
+        self._current: LoadedModel | None = None
+        self._current_url: str | None = None
+        self._refused: set[str] = set()
+        self._lock = threading.Lock()  # one load at a time; readers never take it
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def current(self) -> LoadedModel | None:
+        """The model to use for one whole request (read once, keep the reference)."""
+        return self._current
+
+    def refresh(self) -> bool:
+        """Load the version the URI names now, if it is new; True if the model changed."""
+        with self._lock:
+            try:
+                url = resolve_version_url(self.model_uri)
+            except (RegpipeError, OSError) as exc:
+                if self._current is None:
+                    event(log, "no model to load yet", level=logging.WARNING, reason=str(exc))
+                return False
+            if url == self._current_url or url in self._refused:
+                return False
+            try:
+                loaded = prepare(load_bundle(url))
+            except RegpipeError as exc:
+                self._refused.add(url)
+                event(log, "model refused", level=logging.ERROR, url=url, reason=str(exc))
+                return False
+            except OSError as exc:  # storage hiccup: try again at the next poll
+                event(log, "model read failed", level=logging.WARNING, url=url, reason=str(exc))
+                return False
+            previous, self._current, self._current_url = self._current, loaded, url
+            event(log, "model loaded", name=loaded.name, version=loaded.version, url=url)
+            if self._on_swap is not None:
+                self._on_swap(previous, loaded)
+            return True
+
+    def start(self) -> None:
+        """Load now, then poll in a daemon thread (unless the poll interval is 0)."""
+        self.refresh()
+        if self.poll_interval > 0 and self._thread is None:
+            self._thread = threading.Thread(target=self._poll, name="model-poller", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.poll_interval):
+            try:
+                self.refresh()
+            except Exception:  # the poller must outlive any surprise
+                log.exception("model poll failed")

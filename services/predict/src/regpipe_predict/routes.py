@@ -1,0 +1,279 @@
+"""The HTTP API: ``/predict``, ``/model``, probes, and the Open Inference Protocol V2 routes.
+
+Views parse and answer with orjson directly; ``@blp.response`` / ``@blp.alt_response`` and the
+``requestBody`` docs feed the OpenAPI document, and flask-smorest passes a returned
+``Response`` through untouched, so no per-record marshmallow work runs on valid requests.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+from flask import Response, current_app, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from . import oip, schemas
+from .errors import ApiError
+from .inputs import has_boolean, parse_json, predict_matrix
+from .metrics import ModelMetrics
+from .model_store import LoadedModel, ModelStore
+from .settings import Settings
+
+blp = Blueprint("predict", __name__, description="Predictions, model metadata and probes")
+v2 = Blueprint("v2", __name__, url_prefix="/v2", description="Open Inference Protocol V2")
+
+ERRORS = {
+    400: "malformed JSON",
+    413: "body over MAX_CONTENT_LENGTH or rows over MAX_ROWS",
+    415: "Content-Type is not application/json",
+    422: "the body does not match the model's inputs; `field` names what",
+    503: "no verified model is loaded yet",
+}
+JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
+
+
+@dataclass
+class Service:
+    """What the views share in one worker."""
+
+    settings: Settings
+    store: ModelStore
+    metrics: ModelMetrics
+
+
+def service() -> Service:
+    return current_app.extensions["regpipe"]
+
+
+def json_response(doc: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(doc, option=JSON_OPTS), status=status, mimetype="application/json")
+
+
+def ready_model() -> LoadedModel:
+    model = service().store.current
+    if model is None:
+        raise ApiError(503, "no verified model is loaded yet", None, "not_ready")
+    return model
+
+
+def json_body() -> bytes:
+    """The raw body of a JSON request: 415 for another content type, 413 over the size limit."""
+    if request.mimetype != "application/json":
+        raise ApiError(
+            415,
+            f"Content-Type must be application/json, not {request.mimetype or 'missing'}",
+            "Content-Type",
+            "content_type",
+        )
+    try:
+        return request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        limit = service().settings.max_content_length
+        raise ApiError(
+            413,
+            f"the body is over the {limit}-byte limit (MAX_CONTENT_LENGTH)",
+            "body",
+            "body_too_large",
+        ) from None
+
+
+def compute(model: LoadedModel, X: np.ndarray, field: str) -> tuple[np.ndarray, float]:
+    start = time.perf_counter()
+    y = model.predict(X)
+    seconds = time.perf_counter() - start
+    bad = ~np.isfinite(y)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ApiError(
+            422,
+            f"{field}[{row}]: the prediction overflows; the values are far outside the training "
+            "range",
+            f"{field}[{row}]",
+            "not_finite",
+        )
+    return y, seconds
+
+
+def model_ref(model: LoadedModel) -> dict[str, str]:
+    return {"name": model.name, "version": model.version}
+
+
+def _with_error_metric(func: Any) -> Any:
+    """Count every refused prediction request in ``regpipe_prediction_errors_total``."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ApiError as exc:
+            ModelMetrics.error(exc.reason)
+            raise
+
+    return wrapper
+
+
+def _alt(blueprint: Blueprint, *codes: int) -> Any:
+    def decorate(func: Any) -> Any:
+        for code in codes:
+            func = blueprint.alt_response(
+                code, schema=schemas.ErrorResponse, description=ERRORS[code]
+            )(func)
+        return func
+
+    return decorate
+
+
+PREDICT_BODY = {
+    "required": True,
+    "description": "records (`instances`) or rows in the model's feature order (`inputs`)",
+    "content": {"application/json": {"schema": "PredictRequest"}},
+}
+
+
+INFER_BODY = {
+    "required": True,
+    "description": "OIP V2 inference request",
+    "content": {"application/json": {"schema": "InferRequest"}},
+}
+
+
+@blp.route("/predict")
+class Predict(MethodView):
+    @blp.doc(requestBody=PREDICT_BODY, summary="Predict for records or rows")
+    @blp.response(200, schemas.PredictResponse)
+    @_alt(blp, 400, 413, 415, 422, 503)
+    @_with_error_metric
+    def post(self) -> Response:
+        """One prediction per row, and the model version that computed them.
+
+        Up to ``MAX_ROWS`` rows per request; the body is checked with array operations and a
+        refused body names the field at fault.
+        """
+        start = time.perf_counter()
+        svc = service()
+        model = ready_model()
+        body = json_body()
+        doc = parse_json(body)
+        X = predict_matrix(body, doc, model, svc.settings.max_rows)
+        key = "instances" if "instances" in doc else "inputs"
+        y, seconds = compute(model, X, key)
+        svc.metrics.record("rest", model, X, y, seconds)
+        response = json_response({"predictions": y, "model": model_ref(model)})
+        total_ms = (time.perf_counter() - start) * 1000
+        response.headers["Server-Timing"] = (
+            f"total;dur={total_ms:.3f}, model;dur={seconds * 1000:.3f}"
+        )
+        return response
+
+
+@blp.route("/model")
+class Model(MethodView):
+    @blp.response(200, schemas.ModelMetadata)
+    @_alt(blp, 503)
+    def get(self) -> Response:
+        """The bundle's metadata: name, version, features, target, metrics, created_at, ..."""
+        return json_response(ready_model().metadata)
+
+
+@blp.route("/healthz")
+class Healthz(MethodView):
+    @blp.response(200, schemas.Status)
+    def get(self) -> Response:
+        """Liveness: the process answers."""
+        return json_response({"status": "ok"})
+
+
+@blp.route("/readyz")
+class Readyz(MethodView):
+    @blp.response(200, schemas.Status)
+    @_alt(blp, 503)
+    def get(self) -> Response:
+        """Readiness: a verified model is loaded."""
+        return json_response({"status": "ready", "model": model_ref(ready_model())})
+
+
+# --- Open Inference Protocol V2 ----------------------------------------------------------------
+
+
+def named_model(name: str) -> LoadedModel:
+    model = ready_model()
+    if name != model.name:
+        raise ApiError(
+            404, f"no model named {name!r}; this server serves {model.name!r}", "name", "not_found"
+        )
+    return model
+
+
+@v2.route("")
+class ServerMetadata(MethodView):
+    @v2.response(200, schemas.ServerMetadata)
+    def get(self) -> Response:
+        """Server metadata."""
+        from . import __version__
+
+        return json_response({"name": "regpipe-predict", "version": __version__, "extensions": []})
+
+
+@v2.route("/health/live")
+class Live(MethodView):
+    @v2.response(200, schemas.Live)
+    def get(self) -> Response:
+        """The server is live."""
+        return json_response({"live": True})
+
+
+@v2.route("/health/ready")
+class Ready(MethodView):
+    @v2.response(200, schemas.Ready)
+    @_alt(v2, 503)
+    def get(self) -> Response:
+        """The server is ready: a verified model is loaded."""
+        ready_model()
+        return json_response({"ready": True})
+
+
+@v2.route("/models/<name>")
+class ModelMetadata(MethodView):
+    @v2.response(200, schemas.OipModelMetadata)
+    @v2.alt_response(404, schema=schemas.ErrorResponse, description="no model of that name")
+    @_alt(v2, 503)
+    def get(self, name: str) -> Response:
+        """Model metadata: versions, platform, input and output tensors."""
+        return json_response(oip.model_metadata(named_model(name)))
+
+
+@v2.route("/models/<name>/ready")
+class ModelReady(MethodView):
+    @v2.response(200, schemas.Ready)
+    @v2.alt_response(404, schema=schemas.ErrorResponse, description="no model of that name")
+    @_alt(v2, 503)
+    def get(self, name: str) -> Response:
+        """The named model is loaded and verified."""
+        named_model(name)
+        return json_response({"ready": True})
+
+
+@v2.route("/models/<name>/infer")
+class Infer(MethodView):
+    @v2.doc(requestBody=INFER_BODY)
+    @v2.response(200, schemas.InferResponse)
+    @v2.alt_response(404, schema=schemas.ErrorResponse, description="no model of that name")
+    @_alt(v2, 400, 413, 415, 422, 503)
+    @_with_error_metric
+    def post(self, name: str) -> Response:
+        """Inference on an FP64/FP32 tensor of shape ``[n, n_features]`` (flat or nested)."""
+        svc = service()
+        model = named_model(name)
+        body = json_body()
+        doc = parse_json(body)
+        X = oip.infer_matrix(doc, model, svc.settings.max_rows, has_boolean(body))
+        y, seconds = compute(model, X, "inputs[0].data")
+        svc.metrics.record("v2", model, X, y, seconds)
+        return json_response(oip.infer_response(doc, model, y))

@@ -1,0 +1,390 @@
+"""The app through Flask's test client: routes, payload forms, OIP shapes, every error case."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+from flask.testing import FlaskClient
+from predict_helpers import FEATURES, NAME, synthetic
+from prometheus_client import Histogram
+from sklearn.linear_model import LinearRegression
+
+from regpipe_common.bundle import Bundle, load_bundle
+from regpipe_predict.app import create_app
+from regpipe_predict.inputs import predict_matrix
+from regpipe_predict.metrics import observe_many, value_buckets
+from regpipe_predict.model_store import prepare
+from regpipe_predict.settings import Settings
+
+MAX_ROWS = 1000
+
+
+@pytest.fixture(scope="module")
+def client(models: Path, monkeypatch_module: Any) -> FlaskClient:
+    settings = Settings(
+        model_uri=str(models / NAME),
+        model_poll_interval=0,
+        max_rows=MAX_ROWS,
+        max_content_length=200_000,
+    )
+    return create_app(settings).test_client()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module() -> Any:
+    mp = pytest.MonkeyPatch()
+    mp.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    yield mp
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def model(models: Path) -> Any:
+    return load_bundle(str(models / NAME)).model
+
+
+def post(client: FlaskClient, path: str, doc: Any) -> Any:
+    return client.post(path, data=json.dumps(doc), content_type="application/json")
+
+
+def records(X: np.ndarray) -> list[dict[str, float]]:
+    return [dict(zip(FEATURES, map(float, row), strict=True)) for row in X]
+
+
+def error(response: Any, code: int) -> dict[str, Any]:
+    assert response.status_code == code, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    body = response.get_json()["error"]
+    assert body["code"] == code and body["message"] and body["reason"]
+    assert "Traceback" not in response.get_data(as_text=True)
+    return body
+
+
+# --- /predict ------------------------------------------------------------------------------
+
+
+def test_records_and_rows_equal_model_predict(client: FlaskClient, model: Any) -> None:
+    X, _ = synthetic(50, seed=3)
+    expected = model.predict(X)
+    by_records = post(client, "/predict", {"instances": records(X)}).get_json()
+    by_rows = post(client, "/predict", {"inputs": X.tolist()}).get_json()
+    np.testing.assert_allclose(by_records["predictions"], expected, rtol=1e-12, atol=1e-12)
+    assert by_rows["predictions"] == by_records["predictions"]
+    assert by_rows["model"]["name"] == NAME
+    assert re.fullmatch(r"\d{8}T\d+Z-[0-9a-f]{6}", by_rows["model"]["version"])
+
+
+def test_one_row_and_integers(client: FlaskClient, model: Any) -> None:
+    row = {"dep_delay": 5, "distance": 1000, "air_time": 150, "hour": 13, "month": 6}
+    got = post(client, "/predict", {"instances": [row]}).get_json()["predictions"]
+    expected = model.predict(np.array([[row[f] for f in FEATURES]], dtype=float))
+    assert got == pytest.approx(list(expected), rel=1e-12)
+
+
+def test_feature_order_of_records_does_not_matter(client: FlaskClient) -> None:
+    X, _ = synthetic(3, seed=4)
+    shuffled = [dict(reversed(list(r.items()))) for r in records(X)]
+    a = post(client, "/predict", {"instances": records(X)}).get_json()["predictions"]
+    b = post(client, "/predict", {"instances": shuffled}).get_json()["predictions"]
+    assert a == b
+
+
+@pytest.mark.parametrize(
+    ("doc", "field", "reason"),
+    [
+        (
+            {"instances": [{"dep_delay": 1, "distance": 2, "air_time": 3, "hour": 4}]},
+            "instances[0].month",
+            "missing_feature",
+        ),
+        (
+            {"instances": [{**dict.fromkeys(FEATURES, 1.0), "wind": 3}]},
+            "instances[0].wind",
+            "unknown_feature",
+        ),
+        (
+            {
+                "instances": [
+                    dict.fromkeys(FEATURES, 1.0),
+                    {**dict.fromkeys(FEATURES, 1.0), "hour": "13"},
+                ]
+            },
+            "instances[1].hour",
+            "wrong_type",
+        ),
+        (
+            {"instances": [{**dict.fromkeys(FEATURES, 1.0), "hour": True}]},
+            "instances[0].hour",
+            "wrong_type",
+        ),
+        (
+            {"instances": [{**dict.fromkeys(FEATURES, 1.0), "hour": None}]},
+            "instances[0].hour",
+            "wrong_type",
+        ),
+        ({"instances": [1.0]}, "instances[0]", "wrong_type"),
+        ({"instances": {"dep_delay": 1}}, "instances", "wrong_type"),
+        ({"inputs": [[1, 2, 3, 4]]}, "inputs[0]", "row_length"),
+        ({"inputs": [[1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 6]]}, "inputs[1]", "row_length"),
+        ({"inputs": [[1, 2, "x", 4, 5]]}, "inputs[0][2]", "wrong_type"),
+        ({"inputs": [[1, 2, 3, 4, 1e16]]}, "inputs[0][4]", "out_of_range"),
+        ({"inputs": []}, "inputs", "empty"),
+        ({"instances": []}, "instances", "empty"),
+        (
+            {"inputs": [[1, 2, 3, 4, 5]], "instances": [dict.fromkeys(FEATURES, 1.0)]},
+            "body",
+            "invalid",
+        ),
+        ({}, "body", "invalid"),
+        ({"rows": [[1, 2, 3, 4, 5]]}, "rows", "unknown_field"),
+        ([1, 2], "body", "wrong_type"),
+    ],
+)
+def test_bad_bodies_name_the_field(client: FlaskClient, doc: Any, field: str, reason: str) -> None:
+    body = error(post(client, "/predict", doc), 422)
+    assert body["field"] == field
+    assert body["reason"] == reason
+    assert field in body["message"] or field == "body"
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_non_finite_values_name_the_field(client: FlaskClient, token: str) -> None:
+    raw = (
+        '{"instances": [{"dep_delay": TOKEN, "distance": 1, "air_time": 1, "hour": 1, "month": 1}]}'
+    )
+    response = client.post(
+        "/predict", data=raw.replace("TOKEN", token), content_type="application/json"
+    )
+    body = error(response, 422)
+    assert body["field"] == "instances[0].dep_delay"
+    assert body["reason"] == "not_finite"
+    rows = client.post(
+        "/predict", data=f'{{"inputs": [[1, 2, {token}, 4, 5]]}}', content_type="application/json"
+    )
+    assert error(rows, 422)["field"] == "inputs[0][2]"
+
+
+def test_malformed_json(client: FlaskClient) -> None:
+    body = error(
+        client.post("/predict", data=b'{"inputs": [[1,', content_type="application/json"), 400
+    )
+    assert body["field"] == "body" and body["reason"] == "malformed_json"
+    assert error(client.post("/predict", data=b"", content_type="application/json"), 400)
+
+
+def test_wrong_content_type(client: FlaskClient) -> None:
+    response = client.post("/predict", data='{"inputs": [[1,2,3,4,5]]}', content_type="text/plain")
+    body = error(response, 415)
+    assert body["field"] == "Content-Type"
+    assert error(client.post("/predict", data="inputs=1"), 415)["reason"] == "content_type"
+
+
+def test_too_many_rows_is_413(client: FlaskClient) -> None:
+    body = error(post(client, "/predict", {"inputs": [[1, 2, 3, 4, 5]] * (MAX_ROWS + 1)}), 413)
+    assert body["reason"] == "too_many_rows" and str(MAX_ROWS) in body["message"]
+
+
+def test_body_over_limit_is_413(client: FlaskClient) -> None:
+    big = b'{"inputs": [' + b"[1,2,3,4,5]," * 20_000 + b"[1,2,3,4,5]]}"
+    body = error(client.post("/predict", data=big, content_type="application/json"), 413)
+    assert body["field"] == "body" and body["reason"] == "body_too_large"
+
+
+def test_404_and_405_are_json(client: FlaskClient) -> None:
+    assert error(client.get("/nope"), 404)["reason"] == "not_found"
+    response = client.get("/predict")
+    assert error(response, 405)["reason"] == "method_not_allowed"
+    assert "POST" in response.headers["Allow"]
+
+
+# --- the other routes ------------------------------------------------------------------------
+
+
+def test_model_metadata_and_probes(client: FlaskClient) -> None:
+    meta = client.get("/model").get_json()
+    assert meta["name"] == NAME and meta["features"] == FEATURES and "sha256" in meta
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.get_json()["model"]["version"] == meta["version"]
+
+
+def test_openapi_is_built_from_the_features(client: FlaskClient) -> None:
+    spec = client.get("/openapi.json").get_json()
+    instance = spec["components"]["schemas"]["Instance"]
+    assert list(instance["properties"]) == FEATURES
+    assert sorted(instance["required"]) == sorted(FEATURES)
+    assert instance["additionalProperties"] is False
+    assert spec["components"]["schemas"]["Row"]["minItems"] == len(FEATURES)
+    examples = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"][
+        "examples"
+    ]
+    example = examples["records"]["value"]
+    assert post(client, "/predict", example).status_code == 200
+    assert post(client, "/predict", examples["rows"]["value"]).status_code == 200
+    for path in ("/v2/models/{name}/infer", "/model", "/readyz", "/v2/health/ready"):
+        assert path in spec["paths"]
+
+
+def test_swagger_ui_is_served_from_the_package(client: FlaskClient) -> None:
+    page = client.get("/docs").get_data(as_text=True)
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert assets and all(a.startswith("/docs/assets/") for a in assets), assets
+    assert "http://" not in page and "https://" not in page
+    for asset in assets:
+        response = client.get(asset)
+        assert response.status_code == 200 and len(response.data) > 1000
+    assert '"validatorUrl": null' in page  # no call to the public validator either
+
+
+# --- Open Inference Protocol V2 ----------------------------------------------------------------
+
+
+def test_oip_health_and_metadata(client: FlaskClient) -> None:
+    assert client.get("/v2/health/live").get_json() == {"live": True}
+    assert client.get("/v2/health/ready").get_json() == {"ready": True}
+    assert client.get(f"/v2/models/{NAME}/ready").get_json() == {"ready": True}
+    meta = client.get(f"/v2/models/{NAME}").get_json()
+    assert meta["name"] == NAME and meta["platform"] == "sklearn"
+    assert meta["inputs"][0]["shape"] == [-1, len(FEATURES)]
+    assert client.get("/v2").get_json()["name"] == "regpipe-predict"
+    assert error(client.get("/v2/models/other"), 404)["field"] == "name"
+
+
+@pytest.mark.parametrize("datatype", ["FP64", "FP32"])
+@pytest.mark.parametrize("nested", [False, True])
+def test_oip_infer_shapes(client: FlaskClient, model: Any, datatype: str, nested: bool) -> None:
+    X, _ = synthetic(4, seed=5)
+    data = X.tolist() if nested else X.reshape(-1).tolist()
+    doc = {
+        "id": "req-1",
+        "inputs": [{"name": "input-0", "shape": [4, 5], "datatype": datatype, "data": data}],
+    }
+    out = post(client, f"/v2/models/{NAME}/infer", doc).get_json()
+    assert out["model_name"] == NAME and out["id"] == "req-1" and out["model_version"]
+    (tensor,) = out["outputs"]
+    assert tensor["name"] == "predict" and tensor["datatype"] == "FP64" and tensor["shape"] == [4]
+    np.testing.assert_allclose(tensor["data"], model.predict(X), rtol=1e-12)
+
+
+def test_oip_one_input_per_feature(client: FlaskClient, model: Any) -> None:
+    X, _ = synthetic(3, seed=6)
+    inputs = [
+        {"name": f, "shape": [3, 1], "datatype": "FP64", "data": X[:, i].tolist()}
+        for i, f in reversed(list(enumerate(FEATURES)))
+    ]
+    out = post(client, f"/v2/models/{NAME}/infer", {"inputs": inputs}).get_json()
+    np.testing.assert_allclose(out["outputs"][0]["data"], model.predict(X), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("tensor", "field", "reason"),
+    [
+        (
+            {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, 4]},
+            "inputs[0].shape",
+            "row_length",
+        ),
+        (
+            {"name": "x", "shape": [2, 5], "datatype": "FP64", "data": [1, 2, 3, 4, 5]},
+            "inputs[0].data",
+            "invalid",
+        ),
+        (
+            {"name": "x", "shape": [1, 5], "datatype": "BYTES", "data": [1, 2, 3, 4, 5]},
+            "inputs[0].datatype",
+            "wrong_type",
+        ),
+        (
+            {"name": "x", "shape": [1, 5], "datatype": "FP64", "data": [1, 2, True, 4, 5]},
+            "inputs[0].data",
+            "wrong_type",
+        ),
+        (
+            {"name": "x", "shape": [1, 5], "datatype": "FP64", "data": [1, 2, "a", 4, 5]},
+            "inputs[0].data",
+            "wrong_type",
+        ),
+        (
+            {"name": "x", "shape": [0, 5], "datatype": "FP64", "data": []},
+            "inputs[0].shape[0]",
+            "empty",
+        ),
+        (
+            {"name": "x", "shape": "1,5", "datatype": "FP64", "data": [1]},
+            "inputs[0].shape",
+            "wrong_shape",
+        ),
+        ({"name": "x", "shape": [1, 5], "datatype": "FP64"}, "inputs[0].data", "missing_field"),
+    ],
+)
+def test_oip_errors(client: FlaskClient, tensor: dict, field: str, reason: str) -> None:
+    body = error(post(client, f"/v2/models/{NAME}/infer", {"inputs": [tensor]}), 422)
+    assert (body["field"], body["reason"]) == (field, reason)
+
+
+def test_oip_non_finite_and_too_many_rows(client: FlaskClient) -> None:
+    raw = '{"inputs": [{"name": "x", "shape": [1, 5], "datatype": "FP64", "data": [1,2,NaN,4,5]}]}'
+    response = client.post(f"/v2/models/{NAME}/infer", data=raw, content_type="application/json")
+    assert error(response, 422)["reason"] == "not_finite"
+    n = MAX_ROWS + 1
+    doc = {"inputs": [{"name": "x", "shape": [n, 5], "datatype": "FP64", "data": [0.0] * (5 * n)}]}
+    assert error(post(client, f"/v2/models/{NAME}/infer", doc), 413)["reason"] == "too_many_rows"
+    assert error(post(client, f"/v2/models/{NAME}/infer", {"inputs": []}), 422)
+
+
+# --- metrics helpers -----------------------------------------------------------------------------
+
+
+def test_observe_many_matches_observe() -> None:
+    values = np.array([-5.0, -1.0, 0.0, 0.0, 0.5, 1.0, 2.5, 100.0])
+    buckets = value_buckets({"mean": 0.0, "var": 1.0})
+    one, many = (
+        Histogram("a_one", "x", buckets=buckets, registry=None),
+        Histogram("a_many", "x", buckets=buckets, registry=None),
+    )
+    for v in values:
+        one.observe(v)
+    observe_many(many, values)
+
+    def samples(h: Histogram) -> list[tuple[dict[str, str], float]]:
+        return [(s.labels, s.value) for s in h.collect()[0].samples if "_created" not in s.name]
+
+    assert samples(one) == samples(many)
+
+
+def test_metrics_endpoint_has_the_model_metrics(client: FlaskClient) -> None:
+    post(client, "/predict", {"inputs": [[1, 2, 3, 4, 5]]})
+    post(client, "/predict", {"inputs": [[1, 2, 3, 4]]})
+    text = client.get("/metrics").get_data(as_text=True)
+    for name in (
+        "regpipe_predictions_total",
+        "regpipe_rows_predicted_total",
+        "regpipe_prediction_errors_total",
+        "regpipe_model_compute_seconds_bucket",
+        "regpipe_predicted_value_bucket",
+        "regpipe_model_info",
+        "regpipe_feature_drift",
+        "flask_http_request_duration_seconds_bucket",
+    ):
+        assert name in text, name
+    assert 'url_rule="/v2/models/<name>/infer"' in text or 'url_rule="/predict"' in text
+    assert 'regpipe_prediction_errors_total{reason="row_length"}' in text
+
+
+def test_a_valid_body_containing_true_is_still_served() -> None:
+    """The boolean guard (a body with "true" in it) must not refuse valid bodies."""
+    X = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    fitted = LinearRegression().fit(X, X @ [2.0, 3.0])
+    model = prepare(
+        Bundle(fitted, {"name": "m", "version": "1", "features": ["is_true", "x"]}, "u")
+    )
+    body = b'{"instances": [{"is_true": 1.0, "x": 2.0}]}'
+    got = predict_matrix(body, orjson.loads(body), model, 10)
+    assert got.tolist() == [[1.0, 2.0]]
+    assert model.predict(got) == pytest.approx([8.0])

@@ -1,0 +1,251 @@
+"""A real ``regpipe-predict`` (gunicorn, 2 workers) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+import requests
+from predict_helpers import FEATURES, NAME, Server, make_model, publish, serve, synthetic
+
+from regpipe_common.bundle import load_bundle
+
+
+def metric(text: str, sample: str, **labels: str) -> float:
+    """The value of one sample in Prometheus text format (0 if absent)."""
+    for line in text.splitlines():
+        if not line.startswith(sample + ("{" if labels else " ")):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_one_row_and_100k_rows(server: Server, models: Path) -> None:
+    model = load_bundle(str(models / NAME)).model
+    X, _ = synthetic(100_000, seed=7)
+    response = server.post("/predict", json={"inputs": X.tolist()})
+    assert response.status_code == 200, response.text[:500]
+    got = np.array(response.json()["predictions"])
+    np.testing.assert_allclose(got, model.predict(X), rtol=1e-12, atol=1e-9)
+    records = [dict(zip(FEATURES, row, strict=True)) for row in X[:1].tolist()]
+    one = server.post("/predict", json={"instances": records}).json()
+    assert one["predictions"] == pytest.approx(list(model.predict(X[:1])), rel=1e-12)
+    assert "total;dur=" in response.headers["Server-Timing"]
+
+
+def test_limits_over_http(server: Server) -> None:
+    rows = server.post("/predict", json={"inputs": [[1.0, 2, 3, 4, 5]] * 100_001})
+    assert rows.status_code == 413 and rows.json()["error"]["reason"] == "too_many_rows"
+    big = b'{"inputs": [' + b" " * (17 * 2**20) + b"]}"
+    over = server.post("/predict", data=big, headers={"Content-Type": "application/json"})
+    assert over.status_code == 413 and over.json()["error"]["reason"] == "body_too_large"
+    bad = server.post("/predict", data=b"{", headers={"Content-Type": "application/json"})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "body"
+
+
+def test_every_route_over_http(server: Server) -> None:
+    for path in (
+        "/healthz",
+        "/readyz",
+        "/model",
+        "/openapi.json",
+        "/docs",
+        "/v2",
+        "/v2/health/live",
+        "/v2/health/ready",
+        f"/v2/models/{NAME}",
+        f"/v2/models/{NAME}/ready",
+        "/metrics",
+        "/docs/assets/swagger-ui-bundle.js",
+    ):
+        assert server.get(path).status_code == 200, path
+    doc = {"inputs": [{"name": "x", "shape": [1, 5], "datatype": "FP32", "data": [1, 2, 3, 4, 5]}]}
+    out = server.post(f"/v2/models/{NAME}/infer", json=doc).json()
+    assert out["outputs"][0]["shape"] == [1]
+
+
+def test_metrics_are_summed_across_workers(server: Server) -> None:
+    before = server.get("/metrics").text
+    n = 60
+    for _ in range(n):  # a new connection each time, so both workers take requests
+        with requests.Session() as s:
+            s.headers["Connection"] = "close"
+            assert (
+                s.post(
+                    server.url + "/predict", json={"inputs": [[1, 2, 3, 4, 5]] * 2}, timeout=10
+                ).status_code
+                == 200
+            )
+        requests.post(server.url + "/predict", json={"inputs": [[1, 2, 3, 4]]}, timeout=10)
+    after = server.get("/metrics").text
+    delta = lambda sample, **kw: metric(after, sample, **kw) - metric(before, sample, **kw)  # noqa: E731
+    assert delta("regpipe_predictions_total", protocol="rest") == n
+    assert delta("regpipe_rows_predicted_total", protocol="rest") == 2 * n
+    assert delta("regpipe_prediction_errors_total", reason="row_length") == n
+    assert delta("regpipe_model_compute_seconds_count") == n
+    assert delta("regpipe_predicted_value_count") == 2 * n
+    assert delta("flask_http_request_total", method="POST", status="200") == n
+    assert 'url_rule="/predict"' in after
+    pids = {
+        re.search(r"_(\d+)\.db$", f).group(1)
+        for f in os.listdir(server_prom_dir(server))
+        if f.startswith("counter_")
+    }
+    assert len(pids) >= 2, pids
+    version = server.get("/readyz").json()["model"]["version"]
+    assert metric(after, "regpipe_model_info", name=NAME, version=version) == 1
+
+
+def server_prom_dir(server: Server) -> str:
+    return str(server.log.parent / f"prom-{server.port}")
+
+
+def test_drift_gauge_moves_when_inputs_shift(models: Path, tmp_path: Path) -> None:
+    X, _ = synthetic(2000)
+    mean, sd = X.mean(axis=0), X.std(axis=0)
+    env = {"DRIFT_UPDATE_INTERVAL": "0", "DRIFT_WINDOW_ROWS": "200"}
+    with serve(models / NAME, tmp_path, **env) as srv:
+        srv.wait("/readyz")
+        for _ in range(4):
+            assert srv.post("/predict", json={"inputs": X[:300].tolist()}).status_code == 200
+        calm = srv.get("/metrics").text
+        assert abs(metric(calm, "regpipe_feature_drift", feature="dep_delay")) < 0.5
+        shifted = X[:300].copy()
+        shifted[:, 0] = shifted[:, 0] + 3 * sd[0]
+        assert srv.post("/predict", json={"inputs": shifted.tolist()}).status_code == 200
+        moved = srv.get("/metrics").text
+        assert metric(moved, "regpipe_feature_drift", feature="dep_delay") > 2.5
+        assert abs(metric(moved, "regpipe_feature_drift", feature="distance")) < 0.5
+        assert mean[0] != 0  # the gauge is relative to the training mean, not zero
+
+
+def test_ready_only_after_a_verified_model_loads(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    (models / NAME).mkdir(parents=True)
+    with serve(models / NAME, tmp_path) as srv:
+        assert srv.get("/healthz").status_code == 200
+        assert srv.get("/readyz").status_code == 503
+        assert srv.get("/v2/health/ready").status_code == 503
+        refused = srv.post("/predict", json={"inputs": [[1, 2, 3, 4, 5]]})
+        assert refused.status_code == 503 and refused.json()["error"]["reason"] == "not_ready"
+        version = publish(models)
+        srv.wait("/readyz", 200, seconds=30)
+        served = srv.post("/predict", json={"inputs": [[1, 2, 3, 4, 5]]}).json()
+        assert served["model"]["version"] == version
+
+
+def tampered_version(models: Path, scratch: Path, seed: int) -> str:
+    """Publish elsewhere, flip a byte of model.joblib, move it beside the served versions."""
+    version = publish(scratch, seed=seed)
+    src = scratch / NAME / version
+    payload = bytearray((src / "model.joblib").read_bytes())
+    payload[len(payload) // 2] ^= 0xFF
+    (src / "model.joblib").write_bytes(bytes(payload))
+    shutil.move(str(src), str(models / NAME / version))
+    return version
+
+
+def test_tampered_model_is_never_served(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    good = publish(models)
+    with serve(models / NAME, tmp_path) as srv:
+        srv.wait_loaded(good)
+        bad = tampered_version(models, tmp_path / "scratch", seed=1)
+        (models / NAME / "LATEST").write_text(bad + "\n")
+        deadline = time.monotonic() + 20
+        while "model refused" not in srv.log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "model refused" in srv.log.read_text()
+        for _ in range(20):
+            body = srv.post("/predict", json={"inputs": [[1, 2, 3, 4, 5]]}).json()
+            assert body["model"]["version"] == good
+        assert srv.get("/readyz").json()["model"]["version"] == good
+    only_bad = tmp_path / "only-bad"
+    (only_bad / NAME).mkdir(parents=True)
+    bad = tampered_version(only_bad, tmp_path / "scratch2", seed=2)
+    (only_bad / NAME / "LATEST").write_text(bad + "\n")
+    with serve(only_bad / NAME, tmp_path) as srv:
+        time.sleep(1.0)  # several polls
+        assert srv.get("/readyz").status_code == 503
+        assert srv.post("/predict", json={"inputs": [[1, 2, 3, 4, 5]]}).status_code == 503
+
+
+def test_hot_reload_under_load_fails_no_request(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    v1 = publish(models, seed=0)
+    X, _ = synthetic(8, seed=9)
+    expected = {v1: make_model(0).predict(X)}
+    results: list[tuple[int, str | None, list[float] | None]] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        with requests.Session() as s:
+            for _ in range(2000):  # bounded in count and, through `stop`, in time
+                if stop.is_set():
+                    return
+                try:
+                    r = s.post(srv.url + "/predict", json={"inputs": X.tolist()}, timeout=10)
+                    body = r.json()
+                    results.append((r.status_code, body["model"]["version"], body["predictions"]))
+                except Exception:
+                    results.append((-1, None, None))
+
+    with serve(models / NAME, tmp_path) as srv:
+        srv.wait_loaded(v1)
+        threads = [threading.Thread(target=client) for _ in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        v2 = publish(models, seed=1)
+        expected[v2] = make_model(1).predict(X)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and sum(1 for r in results[-20:] if r[1] == v2) < 20:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+        info = srv.get("/metrics").text
+        assert metric(info, "regpipe_model_info", name=NAME, version=v2) == 1
+        assert metric(info, "regpipe_model_info", name=NAME, version=v1) == 0
+    assert len(results) > 50
+    assert results and all(status == 200 for status, _, _ in results), {r[0] for r in results}
+    versions = [v for _, v, _ in results]
+    assert set(versions) == {v1, v2}
+    for _, version, predictions in results:  # each response names the model that computed it
+        np.testing.assert_allclose(predictions, expected[version], rtol=1e-12)
+
+
+def test_sigterm_lets_the_in_flight_request_finish(models: Path, tmp_path: Path) -> None:
+    body = orjson.dumps({"inputs": synthetic(1000, seed=2)[0].tolist()})
+    with serve(models / NAME, tmp_path) as srv:
+        srv.wait("/readyz")
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
+        head = (
+            f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        sock.sendall(head + body[:100])
+        time.sleep(0.5)  # the worker has taken the connection and waits for the rest
+        srv.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        sock.sendall(body[100:])
+        response = b""
+        while chunk := sock.recv(65536):
+            response += chunk
+        sock.close()
+        assert response.startswith(b"HTTP/1.1 200"), response[:300]
+        assert len(orjson.loads(response.split(b"\r\n\r\n", 1)[1])["predictions"]) == 1000
+        assert srv.proc.wait(timeout=30) == 0
+        with pytest.raises(requests.ConnectionError):
+            requests.get(srv.url + "/healthz", timeout=2)

@@ -1,0 +1,103 @@
+"""``regpipe-train``: command-line flags, each with an environment variable fallback."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from regpipe_common.errors import RegpipeError
+from regpipe_common.log import configure_logging
+
+from .settings import ENV_VARS, TrainSettings, env_defaults
+
+PROG = "regpipe-train"
+HELP = {
+    "data": "prepared dataset folder or URL (preprocess output with manifest.json)",
+    "models": "model store folder or URL; the bundle goes to <models>/<name>/<version>/",
+    "name": "model name",
+    "epochs": "maximum number of epochs",
+    "batch_size": "rows per partial_fit call",
+    "seed": "seed for validation rows, partition and row order",
+    "resume": "continue from the last checkpoint of the same run, if any",
+    "patience": "stop after this many epochs without validation improvement",
+    "tolerance": "smallest validation R² gain that counts as an improvement",
+    "validation_fraction": "fraction of train rows held out for early stopping",
+    "alpha": "L2 penalty of the SGDRegressor",
+    "eta0": "initial learning rate (schedule: eta0 / t^power_t, averaged SGD)",
+    "power_t": "exponent of the inverse-scaling learning rate",
+    "max_weight": "weights beyond max_weight x target std count as divergence",
+    "checkpoint_dir": "checkpoint folder or URL (default <models>/<name>/.checkpoints)",
+}
+TYPES = {
+    "epochs": int,
+    "batch_size": int,
+    "seed": int,
+    "patience": int,
+    "tolerance": float,
+    "validation_fraction": float,
+    "alpha": float,
+    "eta0": float,
+    "power_t": float,
+    "max_weight": float,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser, its defaults read from the environment."""
+    defaults = env_defaults()
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Train Pipeline(StandardScaler, SGDRegressor) on a prepared dataset with "
+        "Dask and publish a verified model bundle. Every flag falls back to the environment "
+        "variable shown. Also: DASK_SCHEDULER_ADDRESS, LOG_LEVEL, LOG_FORMAT.",
+    )
+    for dest, env in ENV_VARS.items():
+        flag = "--" + dest.replace("_", "-")
+        shown = "required" if dest in ("data", "models") else f"default: {defaults[dest]}"
+        if dest == "checkpoint_dir":
+            shown = "default: unset"
+        help_text = f"{HELP[dest]} [env {env}; {shown}]"
+        if dest == "resume":
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=defaults[dest], help=help_text
+            )
+        else:
+            parser.add_argument(
+                flag, dest=dest, type=TYPES.get(dest, str), default=defaults[dest], help=help_text
+            )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the job; 0 on success, 2 on a user-facing error, 1 on a bug."""
+    configure_logging()
+    try:
+        args = build_parser().parse_args(argv)
+        settings = TrainSettings(**vars(args))
+        from .job import report, run  # Dask and scikit-learn load only when needed.
+
+        configure_logging()  # again: importing distributed resets its loggers to INFO
+        result = run(settings)
+        report(result, sys.stdout)
+        return 0
+    except RegpipeError as exc:
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        logging.getLogger(__name__).debug("unexpected failure", exc_info=True)
+        print(
+            f"{PROG}: error: unexpected {type(exc).__name__}: {_one_line(exc)} "
+            "(LOG_LEVEL=DEBUG shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())
