@@ -75,7 +75,7 @@ def test_flights_pipeline_end_to_end(flights_csv, tmp_path, free_port_number):
             try:
                 if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 pass
             time.sleep(0.2)
         else:
