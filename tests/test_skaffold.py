@@ -106,11 +106,36 @@ def test_artifacts_match_dockerfiles_and_chart_values() -> None:
         assert artifact["context"] == "."
         assert artifact["docker"]["dockerfile"] == f"services/{service}/Dockerfile"
         assert (ROOT / artifact["docker"]["dockerfile"]).is_file()
-        for rule in artifact["sync"]["manual"]:
-            src_root = ROOT / rule["strip"]
-            assert src_root.is_dir(), rule
-            assert any(src_root.glob("**/*.py")), f"sync rule matches nothing: {rule}"
-            assert rule["dest"] == "/opt/venv/lib/python3.11/site-packages"
+        assert "sync" not in artifact or service == "predict", "only the server syncs sources"
+
+
+def test_predict_file_sync_reaches_the_running_code() -> None:
+    """Sources sync to /tmp/dev-src (writable under readOnlyRootFilesystem), which the dev
+    profile puts first on PYTHONPATH; the after-hook completes the packages and HUPs gunicorn."""
+    doc = load()
+    [artifact] = [a for a in doc["build"]["artifacts"] if a["image"].endswith("regpipe-predict")]
+    rules = artifact["sync"]["manual"]
+    packages = set()
+    for rule in rules:
+        src_root = ROOT / rule["strip"]
+        assert src_root.is_dir(), rule
+        matched = list(ROOT.glob(rule["src"]))
+        assert matched, f"sync rule matches nothing: {rule}"
+        assert rule["dest"] == "/tmp/dev-src"
+        packages.add(rule["src"][len(rule["strip"]) :].split("/")[0])
+    assert packages == {"regpipe_predict", "regpipe_common"}
+    [hook] = artifact["sync"]["hooks"]["after"]
+    script = hook["container"]["command"][-1]
+    for package in packages:
+        assert package in script
+    assert "/opt/venv/lib/python3.11/site-packages/" in script and "kill -HUP 1" in script
+    dev = with_profile(doc, "dev")
+    values = releases(dev)["regpipe-predict"]["setValues"]
+    assert values["extraEnvVars[0].name"] == "PYTHONPATH"
+    assert values["extraEnvVars[0].value"] == "/tmp/dev-src"
+    # /tmp is the chart's writable emptyDir
+    chart_values = yaml.safe_load((ROOT / "charts/predict/values.yaml").read_text())
+    assert chart_values["containerSecurityContext"]["readOnlyRootFilesystem"] is True
 
 
 def releases(doc: dict) -> dict[str, dict]:
@@ -166,27 +191,45 @@ def test_port_forward_reaches_the_predict_service() -> None:
     assert releases(doc)["regpipe-predict"]["namespace"] == forward["namespace"]
 
 
-def test_release_values_are_accepted_by_the_charts() -> None:
-    """The setValues/setFiles of every release render with Helm (image values as skaffold sets)."""
+def merge(a: dict, b: dict) -> dict:
+    out = copy.deepcopy(a)
+    for key, value in b.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        elif isinstance(value, list) and isinstance(out.get(key), list):
+            out[key] = [
+                merge(x, y) if isinstance(x, dict) and isinstance(y, dict) else y
+                for x, y in zip(out[key] + [None] * len(value), value, strict=False)
+            ]
+        else:
+            out[key] = value
+    return out
+
+
+@pytest.mark.parametrize("profile", ["dev", "pipeline", "ci"])
+def test_release_values_are_accepted_by_the_charts(profile: str) -> None:
+    """Every release's setValues (parsed as Helm parses --set), setFiles and the injected image
+    render with Helm, values.schema.json included."""
     helm_python = pytest.importorskip("helm_python")
-    doc = with_profile(load(), "pipeline")
+    doc = with_profile(load(), profile)
     for release in releases(doc).values():
         values: dict = {}
-
-        def put(dotted: str, value, values=values) -> None:
-            *parents, leaf = dotted.split(".")
-            node = values
-            for p in parents:
-                node = node.setdefault(p, {})
-            node[leaf] = value
-
         for k, v in release.get("setValues", {}).items():
-            put(k, v)
+            values = merge(values, helm_python.parse_set_string(f"{k}={v}"))
         for k, path in release.get("setFiles", {}).items():
-            put(k, (ROOT / path).read_text())
-        put("image.registry", "localhost:5000")
-        put("image.repository", "dev/x")
-        put("image.tag", "abc@sha256:" + "e" * 64)
+            values = merge(values, helm_python.parse_set_file(f"{k}={ROOT / path}"))
+        values = merge(
+            values,
+            {
+                "image": {
+                    "registry": "localhost:5000",
+                    "repository": "dev/x",
+                    "tag": "abc@sha256:" + "e" * 64,
+                }
+            },
+        )
         chart = helm_python.Chart.load(ROOT / release["chartPath"])
         out = chart.render(values, name=release["name"], namespace=release["namespace"])
         assert any("localhost:5000/dev/x:abc@sha256:" in t for t in out.values())
+        if profile == "dev" and release["name"] == "regpipe-predict":
+            assert "PYTHONPATH" in out["predict/templates/deployment.yaml"]

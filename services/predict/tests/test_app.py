@@ -227,6 +227,11 @@ def test_openapi_is_built_from_the_features(client: FlaskClient) -> None:
     example = examples["records"]["value"]
     assert post(client, "/predict", example).status_code == 200
     assert post(client, "/predict", examples["rows"]["value"]).status_code == 200
+    infer = spec["paths"]["/v2/models/{name}/infer"]["post"]["requestBody"]["content"]
+    assert (
+        post(client, f"/v2/models/{NAME}/infer", infer["application/json"]["example"]).status_code
+        == 200
+    )
     for path in ("/v2/models/{name}/infer", "/model", "/readyz", "/v2/health/ready"):
         assert path in spec["paths"]
 
@@ -388,3 +393,33 @@ def test_a_valid_body_containing_true_is_still_served() -> None:
     got = predict_matrix(body, orjson.loads(body), model, 10)
     assert got.tolist() == [[1.0, 2.0]]
     assert model.predict(got) == pytest.approx([8.0])
+
+
+def test_a_pinned_version_is_served_as_is(models: Path, tmp_path: Path) -> None:
+    version = (models / NAME / "LATEST").read_text().strip()
+    settings = Settings(model_uri=str(models / NAME / version), model_poll_interval=0)
+    pinned = create_app(settings).test_client()
+    assert pinned.get("/readyz").get_json()["model"]["version"] == version
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from regpipe_common.errors import RegpipeError
+    from regpipe_predict.settings import from_env
+
+    monkeypatch.delenv("MODEL_URI", raising=False)
+    with pytest.raises(RegpipeError, match="MODEL_URI"):
+        from_env()
+    monkeypatch.setenv("MODEL_URI", "s3://bucket/models/flights")
+    monkeypatch.setenv("WEB_CONCURRENCY", "3")
+    monkeypatch.setenv("MAX_ROWS", "500")
+    s = from_env()
+    assert (s.model_uri, s.workers, s.max_rows, s.host, s.port) == (
+        "s3://bucket/models/flights",
+        3,
+        500,
+        "0.0.0.0",
+        8080,
+    )
+    monkeypatch.setenv("MAX_ROWS", "0")
+    with pytest.raises(RegpipeError, match="MAX_ROWS"):
+        from_env()

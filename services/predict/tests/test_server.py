@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ import orjson
 import pytest
 import requests
 from predict_helpers import FEATURES, NAME, Server, make_model, publish, serve, synthetic
+from prometheus_client.mmap_dict import MmapedDict
 
 from regpipe_common.bundle import load_bundle
 
@@ -76,38 +78,67 @@ def test_every_route_over_http(server: Server) -> None:
 
 def test_metrics_are_summed_across_workers(server: Server) -> None:
     before = server.get("/metrics").text
-    n = 60
-    for _ in range(n):  # a new connection each time, so both workers take requests
-        with requests.Session() as s:
-            s.headers["Connection"] = "close"
-            assert (
-                s.post(
-                    server.url + "/predict", json={"inputs": [[1, 2, 3, 4, 5]] * 2}, timeout=10
-                ).status_code
-                == 200
-            )
-        requests.post(server.url + "/predict", json={"inputs": [[1, 2, 3, 4]]}, timeout=10)
+    rows = synthetic(2000, seed=8)[0].tolist()
+    statuses: list[int] = []
+
+    def client(requests_each: int) -> None:
+        for _ in range(requests_each):  # a new connection each time
+            for body in ({"inputs": rows}, {"inputs": [[1, 2, 3, 4]]}):
+                r = requests.post(
+                    server.url + "/predict", json=body, timeout=30, headers={"Connection": "close"}
+                )
+                statuses.append(r.status_code)
+
+    n = 0
+    for _ in range(5):  # concurrent batches until both workers have served (bounded)
+        threads = [threading.Thread(target=client, args=(8,)) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        n += 64
+        if len([v for v in predictions_by_pid(server_prom_dir(server)).values() if v > 0]) >= 2:
+            break
+    assert sorted(set(statuses)) == [200, 422] and len(statuses) == 2 * n
     after = server.get("/metrics").text
-    delta = lambda sample, **kw: metric(after, sample, **kw) - metric(before, sample, **kw)  # noqa: E731
+
+    def delta(sample: str, **labels: str) -> float:
+        return metric(after, sample, **labels) - metric(before, sample, **labels)
+
     assert delta("regpipe_predictions_total", protocol="rest") == n
-    assert delta("regpipe_rows_predicted_total", protocol="rest") == 2 * n
+    assert delta("regpipe_rows_predicted_total", protocol="rest") == len(rows) * n
     assert delta("regpipe_prediction_errors_total", reason="row_length") == n
     assert delta("regpipe_model_compute_seconds_count") == n
-    assert delta("regpipe_predicted_value_count") == 2 * n
+    assert delta("regpipe_predicted_value_count") == len(rows) * n
     assert delta("flask_http_request_total", method="POST", status="200") == n
     assert 'url_rule="/predict"' in after
-    pids = {
-        re.search(r"_(\d+)\.db$", f).group(1)
-        for f in os.listdir(server_prom_dir(server))
-        if f.startswith("counter_")
-    }
-    assert len(pids) >= 2, pids
+    per_worker = predictions_by_pid(server_prom_dir(server))
+    assert len([v for v in per_worker.values() if v > 0]) >= 2, per_worker  # both workers served
+    assert sum(per_worker.values()) == metric(after, "regpipe_predictions_total", protocol="rest")
     version = server.get("/readyz").json()["model"]["version"]
     assert metric(after, "regpipe_model_info", name=NAME, version=version) == 1
 
 
 def server_prom_dir(server: Server) -> str:
     return str(server.log.parent / f"prom-{server.port}")
+
+
+def predictions_by_pid(folder: str) -> dict[str, float]:
+    """``regpipe_predictions_total{protocol="rest"}`` as each worker's own metric file holds it."""
+    values = {}
+    for name in os.listdir(folder):
+        match = re.fullmatch(r"counter_(\d+)\.db", name)
+        if not match:
+            continue
+        mmap = MmapedDict(os.path.join(folder, name), read_mode=True)
+        try:
+            for key, value, _ in mmap.read_all_values():
+                _, sample, labels, *_ = json.loads(key)
+                if sample == "regpipe_predictions_total" and labels == {"protocol": "rest"}:
+                    values[match.group(1)] = value
+        finally:
+            mmap.close()
+    return values
 
 
 def test_drift_gauge_moves_when_inputs_shift(models: Path, tmp_path: Path) -> None:

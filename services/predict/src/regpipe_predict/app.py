@@ -59,6 +59,9 @@ def document_model(doc: dict[str, Any], model: LoadedModel, ma_plugin: Any, max_
         "records": {"value": {"instances": [dict(zip(features, example, strict=True))]}},
         "rows": {"value": {"inputs": [example]}},
     }
+    infer = doc["paths"]["/v2/models/{name}/infer"]["post"]["requestBody"]["content"]
+    tensor = {"name": "input-0", "shape": [1, len(features)], "datatype": "FP64", "data": example}
+    infer["application/json"]["example"] = {"inputs": [tensor]}
 
 
 def _swagger_asset(filename: str) -> Response:

@@ -86,7 +86,7 @@ def json_body() -> bytes:
 
 def compute(model: LoadedModel, X: np.ndarray, field: str) -> tuple[np.ndarray, float]:
     start = time.perf_counter()
-    y = model.predict(X)
+    y = np.ascontiguousarray(model.predict(X), dtype=np.float64)  # what orjson serializes
     seconds = time.perf_counter() - start
     bad = ~np.isfinite(y)
     if bad.any():
@@ -133,14 +133,14 @@ def _alt(blueprint: Blueprint, *codes: int) -> Any:
 PREDICT_BODY = {
     "required": True,
     "description": "records (`instances`) or rows in the model's feature order (`inputs`)",
-    "content": {"application/json": {"schema": "PredictRequest"}},
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
 }
 
 
 INFER_BODY = {
     "required": True,
     "description": "OIP V2 inference request",
-    "content": {"application/json": {"schema": "InferRequest"}},
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InferRequest"}}},
 }
 
 

@@ -91,7 +91,7 @@ def request_schema(features: tuple[str, ...], example: tuple[float, ...]) -> Sch
     n = len(features)
     row_message = f"must hold {n} numbers, one per feature in order: {', '.join(features)}"
 
-    class PredictRequest(Schema):
+    class ModelPredictRequest(Schema):
         class Meta:
             unknown = RAISE
 
@@ -116,7 +116,7 @@ def request_schema(features: tuple[str, ...], example: tuple[float, ...]) -> Sch
                 raise ValidationError(MSG_ONE_OF)
 
     REASONS.setdefault(row_message, "row_length")
-    return PredictRequest()
+    return ModelPredictRequest()
 
 
 # --- documentation-only schemas (responses, OIP) ---------------------------------------------
