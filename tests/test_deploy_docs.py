@@ -1,4 +1,4 @@
-"""Every command of the README's "Deploy" section (docs/deploy.md until it is merged) is checked.
+"""Every command of the README's "Deploy" section is checked.
 
 - `helm upgrade --install RELEASE CHART ...`: the flags are parsed with Helm's own --set,
   --set-file and --set-string parsers (helm-python-sdk), the chart is rendered with those values
@@ -27,12 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def deploy_section() -> str:
-    readme = ROOT / "README.md"
-    if readme.exists():
-        m = re.search(r"^## Deploy\n(.*?)(?=^## |\Z)", readme.read_text(), re.M | re.S)
-        if m:
-            return m.group(1)
-    return (ROOT / "docs" / "deploy.md").read_text()
+    m = re.search(r"^## Deploy\n(.*?)(?=^## |\Z)", (ROOT / "README.md").read_text(), re.M | re.S)
+    assert m, "README.md has no '## Deploy' section"
+    return m.group(1)
 
 
 def commands() -> list[str]:

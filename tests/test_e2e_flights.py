@@ -41,8 +41,15 @@ def run(*cmd: str | Path) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_flights_pipeline_end_to_end(flights_csv, tmp_path, free_port_number):
     dataset, models = tmp_path / "flights", tmp_path / "models"
-    run(BIN / "regpipe-preprocess", "--input", flights_csv,
-        "--spec", REPO / "examples" / "flights" / "spec.yaml", "--output", dataset)
+    run(
+        BIN / "regpipe-preprocess",
+        "--input",
+        flights_csv,
+        "--spec",
+        REPO / "examples" / "flights" / "spec.yaml",
+        "--output",
+        dataset,
+    )
     manifest = json.loads((dataset / "manifest.json").read_text())
     assert manifest["rows_read"] == 336_776
     assert manifest["rows_dropped_missing"] == 9_430  # flights without an arrival delay
@@ -50,8 +57,9 @@ def test_flights_pipeline_end_to_end(flights_csv, tmp_path, free_port_number):
         manifest[k] for k in ("rows_rejected", "rows_dropped_missing", "rows_train", "rows_test")
     )
 
-    report = run(BIN / "regpipe-train", "--data", dataset, "--models", models,
-                 "--name", "flights").stdout
+    report = run(
+        BIN / "regpipe-train", "--data", dataset, "--models", models, "--name", "flights"
+    ).stdout
     bundle = load_bundle(str(models / "flights"))
     meta = bundle.metadata
     assert meta["version"] == read_latest(str(models / "flights"))
@@ -64,24 +72,34 @@ def test_flights_pipeline_end_to_end(flights_csv, tmp_path, free_port_number):
     test = pd.concat(pd.read_parquet(dataset / p["path"]) for p in manifest["splits"]["test"])
     rows = test[meta["features"]].head(500)
     expected = bundle.model.predict(rows.to_numpy())
-    env = {**os.environ, "MODEL_URI": str(models / "flights"), "HOST": "127.0.0.1",
-           "PORT": str(free_port_number), "WEB_CONCURRENCY": "1"}
-    server = subprocess.Popen([str(BIN / "regpipe-predict")], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "MODEL_URI": str(models / "flights"),
+        "HOST": "127.0.0.1",
+        "PORT": str(free_port_number),
+        "WEB_CONCURRENCY": "1",
+    }
+    server = subprocess.Popen(
+        [str(BIN / "regpipe-predict")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         url = f"http://127.0.0.1:{free_port_number}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
+                if requests.get(f"{url}/readyz", timeout=5).status_code == 200:
                     break
             except requests.RequestException:
                 pass
             time.sleep(0.2)
         else:
             pytest.fail("regpipe-predict never became ready")
-        answer = requests.post(f"{url}/predict",
-                               json={"instances": rows.to_dict(orient="records")}, timeout=30)
+        answer = requests.post(
+            f"{url}/predict", json={"instances": rows.to_dict(orient="records")}, timeout=30
+        )
         assert answer.status_code == 200, answer.text
         body = answer.json()
         assert body["model"] == {"name": "flights", "version": meta["version"]}

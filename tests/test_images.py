@@ -214,6 +214,8 @@ def images(podman_env: dict, base_image: list[str]) -> dict[str, str]:
         start = time.monotonic()
         podman(podman_env, *args, ".", timeout=1800)
         times[service] = round(time.monotonic() - start, 1)
+    # Older build caches of earlier runs (untagged builder stages) would fill the disk.
+    podman(podman_env, "image", "prune", "-f", "--filter", "until=2h", check=False)
     sizes = {
         s: json.loads(podman(podman_env, "image", "inspect", image_name(s)).stdout)[0]["Size"]
         for s in SERVICES
@@ -545,6 +547,8 @@ def run_job_chart(podman_env: dict, chart: str, values: dict, tmp: Path) -> str:
         assert inspected["Config"]["User"].startswith("10001")
     finally:
         podman(podman_env, "kube", "down", str(manifest), check=False)
+        for cm in configmaps:  # kube play keeps ConfigMap volumes after kube down
+            podman(podman_env, "volume", "rm", "-f", cm["metadata"]["name"], check=False)
     return container
 
 

@@ -24,5 +24,5 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def server(models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("srv")
     with serve(models / NAME, tmp, MAX_CONTENT_LENGTH=str(16 * 2**20)) as srv:
-        srv.wait("/readyz")
+        srv.wait_loaded((models / NAME / "LATEST").read_text().strip())
         yield srv

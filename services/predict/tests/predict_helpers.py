@@ -97,7 +97,7 @@ class Server:
     def post(self, path: str, **kw: Any) -> requests.Response:
         return requests.post(self.url + path, timeout=30, **kw)
 
-    def wait(self, path: str = "/healthz", status: int = 200, seconds: float = 30.0) -> None:
+    def wait(self, path: str = "/healthz", status: int = 200, seconds: float = 90.0) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -110,7 +110,7 @@ class Server:
             time.sleep(0.1)
         raise AssertionError(f"{path} never answered {status}: {self.log.read_text()[-3000:]}")
 
-    def wait_loaded(self, version: str, workers: int = 2, seconds: float = 30.0) -> None:
+    def wait_loaded(self, version: str, workers: int = 2, seconds: float = 90.0) -> None:
         """Until every worker logged that it loaded ``version``."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:

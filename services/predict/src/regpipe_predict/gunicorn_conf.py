@@ -11,7 +11,6 @@ listeners close at once, in-flight requests get ``GRACEFUL_TIMEOUT`` seconds to 
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from typing import Any
 
@@ -48,17 +47,14 @@ proc_name = "regpipe-predict"
 
 
 def on_starting(server: Any) -> None:
-    """Empty the Prometheus multiprocess folder: stale files would add old counts."""
+    """Remove old Prometheus metric files (``*.db``): stale ones would add old counts."""
     folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not folder:
         return
     os.makedirs(folder, exist_ok=True)
     for name in os.listdir(folder):
-        path = os.path.join(folder, name)
-        if os.path.isdir(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            os.remove(path)
+        if name.endswith(".db"):  # only prometheus_client's own files, whatever else is there
+            os.remove(os.path.join(folder, name))
 
 
 def child_exit(server: Any, worker: Any) -> None:
