@@ -25,7 +25,7 @@ $(STAMP): $(PYPROJECTS) requirements-dev.txt
 		-e 'libs/common[dask]' $(addprefix -e ,$(filter services/%,$(PACKAGES)))
 	touch $@
 
-run: setup ## preprocess + train on the flights sample, then serve it on 127.0.0.1:$(PORT)
+run: setup ## preprocess + train on the flights sample, then serve it on 127.0.0.1:8080 (PORT=...)
 	DATA=$(DATA) PORT=$(PORT) $(BIN)/python examples/flights/run_pipeline.py
 
 test: setup ## the whole test suite, image builds included (what CI runs)
@@ -44,6 +44,15 @@ format: setup ## apply ruff's formatting and fixes
 
 bench: setup ## benchmarks, printed as tables (BENCH_ROWS=1000000,10000000)
 	$(BIN)/python -m bench
+
+ENGINE ?= $(shell command -v podman || command -v docker)
+images: ## build the three service images (podman or docker; ENGINE=... to choose)
+	for svc in preprocess train predict; do \
+		$(ENGINE) build -f services/$$svc/Dockerfile -t regpipe-$$svc:dev . || exit 1; \
+	done
+
+charts: setup ## render, lint and validate the Helm charts and skaffold.yaml with the real tools
+	$(BIN)/pytest -q tests/test_charts.py tests/test_skaffold.py tests/test_alerts.py
 
 clean: ## remove generated data and caches (keeps .venv)
 	rm -rf $(DATA) bench/out .pytest_cache .ruff_cache

@@ -238,7 +238,7 @@ def batch_times(url: str, rows: list[list[float]]) -> tuple[float, float | None]
 
 def run(workdir: Path) -> str:
     """Measure the three servers; return the serving table (Markdown)."""
-    workdir = Path(workdir) / "serve"
+    workdir = Path(workdir).resolve() / "serve"
     workdir.mkdir(parents=True, exist_ok=True)
     model_uri, pickle_path, rows = train(workdir)
     (workdir / "minimal_app.py").write_text(MINIMAL_APP)
