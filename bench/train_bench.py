@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.datagen import generate_csv
 from bench.measure import BIN, Measured, python, run_measured, table
+from bench.preprocess_bench import dataset
 
 NAIVE = """
 import json, sys, time
@@ -56,10 +56,7 @@ def prepared(workdir: Path, rows: int) -> Path:
     out = workdir / f"prepared-{rows}"
     if (out / "manifest.json").exists():
         return out
-    csv = workdir / f"synthetic-{rows}.csv"
-    spec = workdir / f"synthetic-{rows}.spec.yaml"
-    if not csv.exists() or not spec.exists():
-        generate_csv(csv, rows)
+    csv, spec = dataset(workdir, rows)
     run_measured(
         [
             str(BIN / "regpipe-preprocess"),
