@@ -14,9 +14,11 @@ from flask.testing import FlaskClient
 from predict_helpers import FEATURES, NAME, synthetic
 from prometheus_client import Histogram
 from sklearn.linear_model import LinearRegression
+from werkzeug.test import EnvironBuilder
 
 from regpipe_common.bundle import Bundle, load_bundle
 from regpipe_predict.app import create_app
+from regpipe_predict.fastpath import PredictFastPath
 from regpipe_predict.inputs import predict_matrix
 from regpipe_predict.metrics import observe_many, value_buckets
 from regpipe_predict.model_store import prepare
@@ -423,3 +425,118 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("MAX_ROWS", "0")
     with pytest.raises(RegpipeError, match="MAX_ROWS"):
         from_env()
+
+
+# --- the POST /predict fast path -------------------------------------------------------------
+
+
+def wsgi_call(wsgi_app: Any, body: bytes, content_type: str = "application/json") -> tuple:
+    """Status, headers (Server-Timing durations masked) and body of one POST /predict."""
+    environ = EnvironBuilder(
+        path="/predict", method="POST", data=body, content_type=content_type
+    ).get_environ()
+    got: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list, exc_info: Any = None) -> None:
+        got["status"] = status
+        got["headers"] = [(k, re.sub(r"dur=[0-9.]+", "dur=X", v)) for k, v in headers]
+
+    payload = b"".join(wsgi_app(environ, start_response))
+    return got["status"], got["headers"], payload
+
+
+class CountingApp:
+    """Stands between the fast path and Flask, counting what falls through."""
+
+    def __init__(self, wsgi_app: Any) -> None:
+        self.wsgi_app = wsgi_app
+        self.calls = 0
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        self.calls += 1
+        return self.wsgi_app(environ, start_response)
+
+
+@pytest.fixture
+def fast_app(models: Path, monkeypatch_module: Any) -> Any:
+    """A fresh app (its own HTTP metrics) whose fast path counts the requests it passes on."""
+    settings = Settings(
+        model_uri=str(models / NAME), model_poll_interval=0, max_rows=10, max_content_length=5000
+    )
+    app = create_app(settings)
+    assert isinstance(app.wsgi_app, PredictFastPath)
+    app.wsgi_app.wsgi_app = CountingApp(app.wsgi_app.wsgi_app)
+    return app
+
+
+ONE_ROW = json.dumps({"instances": records(synthetic(1)[0])}).encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "handled"),
+    [
+        (ONE_ROW, "application/json", True),
+        (json.dumps({"inputs": synthetic(3)[0].tolist()}).encode(), "application/json", True),
+        (b'{"inputs": [[1, 2, 3, 4, 5]]}', "application/json", True),  # integers
+        (ONE_ROW, "application/json; charset=utf-8", False),
+        (ONE_ROW, "text/plain", False),
+        (b"", "application/json", False),
+        (b'{"inputs": [[1,', "application/json", False),
+        (b"[1, 2]", "application/json", False),
+        (b'{"inputs": [[1, 2, 3, 4]]}', "application/json", False),
+        (b'{"inputs": [[1, 2, 3, 4, true]]}', "application/json", False),
+        (b'{"inputs": [[1, 2, 3, 4, NaN]]}', "application/json", False),
+        (b'{"inputs": [[1e300, 1e300, 1e300, 1e300, 1e300]]}', "application/json", False),
+        (json.dumps({"inputs": [[1, 2, 3, 4, 5]] * 11}).encode(), "application/json", False),
+        (b'{"inputs": [' + b"[1,2,3,4,5]," * 500 + b"[1,2,3,4,5]]}", "application/json", False),
+    ],
+)
+def test_fast_path_answers_exactly_as_flask(
+    fast_app: Any, body: bytes, content_type: str, handled: bool
+) -> None:
+    """Same status, headers and bytes as the Flask view; only valid bodies are answered here."""
+    flask_only = fast_app.wsgi_app.wsgi_app.wsgi_app
+    expected = wsgi_call(flask_only, body, content_type)
+    got = wsgi_call(fast_app.wsgi_app, body, content_type)
+    assert got == expected
+    assert fast_app.wsgi_app.wsgi_app.calls == (0 if handled else 1)
+    if handled:
+        assert got[0] == "200 OK"
+        assert dict(got[1])["Server-Timing"] == "total;dur=X, model;dur=X"
+
+
+def test_fast_path_passes_on_other_routes_and_no_model(models: Path, tmp_path: Path) -> None:
+    app = create_app(Settings(model_uri=str(tmp_path / "none"), model_poll_interval=0), False)
+    app.wsgi_app.wsgi_app = counting = CountingApp(app.wsgi_app.wsgi_app)
+    client = app.test_client()
+    assert error(post(client, "/predict", {"inputs": [[1, 2, 3, 4, 5]]}), 503)["reason"] == (
+        "not_ready"
+    )
+    assert error(client.get("/predict"), 405)
+    assert client.get("/healthz").status_code == 200
+    assert counting.calls == 3
+
+
+def test_fast_path_records_the_exporters_http_metrics(fast_app: Any) -> None:
+    """A fast-path 200 lands in the very series prometheus-flask-exporter writes for the view."""
+    flask_only = fast_app.wsgi_app.wsgi_app.wsgi_app
+    before = fast_app.test_client().get("/metrics").get_data(as_text=True)
+    assert wsgi_call(fast_app.wsgi_app, ONE_ROW)[0] == "200 OK"  # fast path
+    assert wsgi_call(flask_only, ONE_ROW)[0] == "200 OK"  # the Flask view and the exporter
+    assert wsgi_call(fast_app.wsgi_app, b"{")[0].startswith("400")  # falls through
+    text = fast_app.test_client().get("/metrics").get_data(as_text=True)
+    assert fast_app.wsgi_app.wsgi_app.calls == 3  # the 400 and the two GET /metrics
+    assert "flask_http_request_total{" not in before
+
+    def sample(name: str, labels: str) -> float:
+        match = re.search(rf"^{name}\{{{re.escape(labels)}\}} (\S+)$", text, re.MULTILINE)
+        assert match, (name, labels, text)
+        return float(match.group(1))
+
+    ok = 'method="POST",status="200",url_rule="/predict"'
+    assert sample("flask_http_request_duration_seconds_count", ok) == 2
+    assert sample("flask_http_request_duration_seconds_bucket", 'le="+Inf",' + ok) == 2
+    assert sample("flask_http_request_total", 'method="POST",status="200"') == 2
+    bad = 'method="POST",status="400",url_rule="/predict"'
+    assert sample("flask_http_request_duration_seconds_count", bad) == 1
+    assert sample("flask_http_request_total", 'method="POST",status="400"') == 1

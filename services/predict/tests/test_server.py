@@ -111,7 +111,11 @@ def test_metrics_are_summed_across_workers(server: Server) -> None:
     assert delta("regpipe_model_compute_seconds_count") == n
     assert delta("regpipe_predicted_value_count") == len(rows) * n
     assert delta("flask_http_request_total", method="POST", status="200") == n
-    assert 'url_rule="/predict"' in after
+    assert delta("flask_http_request_total", method="POST", status="422") == n
+    # the 200s come from the fast path, the 422s from Flask: the same series as ever
+    for status in ("200", "422"):
+        labels = {"method": "POST", "status": status, "url_rule": "/predict"}
+        assert delta("flask_http_request_duration_seconds_count", **labels) == n
     per_worker = predictions_by_pid(server_prom_dir(server))
     assert len([v for v in per_worker.values() if v > 0]) >= 2, per_worker  # both workers served
     assert sum(per_worker.values()) == metric(after, "regpipe_predictions_total", protocol="rest")
@@ -187,6 +191,7 @@ def test_ready_only_after_a_verified_model_loads(tmp_path: Path) -> None:
         assert refused.status_code == 503 and refused.json()["error"]["reason"] == "not_ready"
         version = publish(models)
         srv.wait("/readyz", 200)
+        srv.wait_loaded(version)  # both workers: one ready worker does not make the other one
         served = srv.post("/predict", json={"inputs": [[1, 2, 3, 4, 5]]}).json()
         assert served["model"]["version"] == version
         text = srv.get("/metrics").text

@@ -12,16 +12,28 @@ from flask_smorest import Api
 from regpipe_common.log import configure_logging
 
 from . import __version__, errors, metrics, routes, schemas
+from .fastpath import PredictFastPath
 from .model_store import LoadedModel, ModelStore
 from .settings import Settings, from_env
 
 SWAGGER_ASSETS = "/docs/assets/"
 
 
+class App(Flask):
+    """Flask without the per-call coroutine check: every view and hook here is synchronous.
+
+    Flask (and each flask-smorest decorator) routes every view call through ``ensure_sync``,
+    which asks ``inspect.iscoroutinefunction`` each time; with no async views that is pure cost.
+    """
+
+    def ensure_sync(self, func: Any) -> Any:
+        return func
+
+
 class ModelApi(Api):
     """An Api whose ``/openapi.json`` describes the features of the model being served."""
 
-    ERROR_SCHEMA = schemas.ErrorResponse
+    ERROR_SCHEMA = schemas.ErrorResponse  # the "ErrorResponse" component (routes.ERROR_REF)
     DEFAULT_ERROR_RESPONSE_NAME = None
 
     def _openapi_json(self) -> Response:
@@ -72,7 +84,7 @@ def create_app(settings: Settings | None = None, start_store: bool = True) -> Fl
     """Build the app for one worker; the model loads now (if it is there) and is then polled."""
     configure_logging()
     settings = settings or from_env()
-    app = Flask("regpipe_predict")
+    app = App("regpipe_predict")
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_content_length,
         API_TITLE="regpipe predict",
@@ -91,10 +103,11 @@ def create_app(settings: Settings | None = None, start_store: bool = True) -> Fl
     api.register_blueprint(routes.v2)
     app.add_url_rule(f"{SWAGGER_ASSETS}<path:filename>", "swagger_assets", _swagger_asset)
     errors.register(app)
-    metrics.init_app(app)
+    exporter = metrics.init_app(app)
     model_metrics = metrics.ModelMetrics(settings.drift_window_rows, settings.drift_update_interval)
     store = ModelStore(settings.model_uri, settings.model_poll_interval, model_metrics.on_swap)
-    app.extensions["regpipe"] = routes.Service(settings, store, model_metrics)
+    svc = app.extensions["regpipe"] = routes.Service(settings, store, model_metrics)
+    app.wsgi_app = PredictFastPath(app.wsgi_app, svc, *metrics.http_request_metrics(exporter))
     if start_store:
         store.start()
     return app

@@ -94,6 +94,18 @@ def init_app(app: Flask) -> PrometheusMetrics:
     return exporter
 
 
+def http_request_metrics(exporter: PrometheusMetrics) -> tuple[Histogram, Counter]:
+    """prometheus-flask-exporter's request histogram and counter, for the ``/predict`` fast path.
+
+    The exporter keeps no public handle on them; its registry does (by metric name).
+    """
+    collectors = exporter.registry._names_to_collectors
+    return (
+        collectors["flask_http_request_duration_seconds"],
+        collectors["flask_http_request_total"],
+    )
+
+
 def render(http_registry: CollectorRegistry) -> bytes:
     if multiprocess_mode():
         registry = CollectorRegistry()

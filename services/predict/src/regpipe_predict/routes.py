@@ -1,7 +1,7 @@
 """The HTTP API: ``/predict``, ``/model``, probes, and the Open Inference Protocol V2 routes.
 
-Views parse and answer with orjson directly; ``@blp.response`` / ``@blp.alt_response`` and the
-``requestBody`` docs feed the OpenAPI document, and flask-smorest passes a returned
+Views parse and answer with orjson directly; ``@blp.response`` and ``@blp.doc`` (request body,
+error responses) feed the OpenAPI document, and flask-smorest passes a returned
 ``Response`` through untouched, so no per-record marshmallow work runs on valid requests.
 """
 
@@ -35,7 +35,9 @@ ERRORS = {
     415: "Content-Type is not application/json",
     422: "the body does not match the model's inputs; `field` names what",
     503: "no verified model is loaded yet",
+    404: "no model of that name",
 }
+ERROR_REF = "#/components/schemas/ErrorResponse"
 JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -105,6 +107,29 @@ def model_ref(model: LoadedModel) -> dict[str, str]:
     return {"name": model.name, "version": model.version}
 
 
+def predict_rows(
+    svc: Service, model: LoadedModel, body: bytes
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """``POST /predict``: the body's matrix, its predictions and the model seconds, or an ApiError.
+
+    Records nothing; the view (and :mod:`regpipe_predict.fastpath`) records a success.
+    """
+    doc = parse_json(body)
+    X = predict_matrix(body, doc, model, svc.settings.max_rows)
+    y, seconds = compute(model, X, "instances" if "instances" in doc else "inputs")
+    return X, y, seconds
+
+
+def predict_body(model: LoadedModel, y: np.ndarray) -> bytes:
+    return orjson.dumps({"predictions": y, "model": model_ref(model)}, option=JSON_OPTS)
+
+
+def server_timing(start: float, model_seconds: float) -> str:
+    """The ``Server-Timing`` header: time since ``start`` (``perf_counter``) and model time."""
+    total_ms = (time.perf_counter() - start) * 1000
+    return f"total;dur={total_ms:.3f}, model;dur={model_seconds * 1000:.3f}"
+
+
 def _with_error_metric(func: Any) -> Any:
     """Count every refused prediction request in ``regpipe_prediction_errors_total``."""
 
@@ -119,15 +144,19 @@ def _with_error_metric(func: Any) -> Any:
     return wrapper
 
 
-def _alt(blueprint: Blueprint, *codes: int) -> Any:
-    def decorate(func: Any) -> Any:
-        for code in codes:
-            func = blueprint.alt_response(
-                code, schema=schemas.ErrorResponse, description=ERRORS[code]
-            )(func)
-        return func
+def error_responses(*codes: int) -> dict[int, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error codes, for one ``@blp.doc`` per view.
 
-    return decorate
+    ``@blp.alt_response`` would document the same, but each one wraps the view in another
+    function call per request; ``@blp.doc`` is a single wrapper however much it documents.
+    """
+    return {
+        code: {
+            "description": ERRORS[code],
+            "content": {"application/json": {"schema": {"$ref": ERROR_REF}}},
+        }
+        for code in codes
+    }
 
 
 PREDICT_BODY = {
@@ -146,9 +175,12 @@ INFER_BODY = {
 
 @blp.route("/predict")
 class Predict(MethodView):
-    @blp.doc(requestBody=PREDICT_BODY, summary="Predict for records or rows")
+    @blp.doc(
+        requestBody=PREDICT_BODY,
+        summary="Predict for records or rows",
+        responses=error_responses(400, 413, 415, 422, 503),
+    )
     @blp.response(200, schemas.PredictResponse)
-    @_alt(blp, 400, 413, 415, 422, 503)
     @_with_error_metric
     def post(self) -> Response:
         """One prediction per row, and the model version that computed them.
@@ -159,24 +191,17 @@ class Predict(MethodView):
         start = time.perf_counter()
         svc = service()
         model = ready_model()
-        body = json_body()
-        doc = parse_json(body)
-        X = predict_matrix(body, doc, model, svc.settings.max_rows)
-        key = "instances" if "instances" in doc else "inputs"
-        y, seconds = compute(model, X, key)
+        X, y, seconds = predict_rows(svc, model, json_body())
         svc.metrics.record("rest", model, X, y, seconds)
-        response = json_response({"predictions": y, "model": model_ref(model)})
-        total_ms = (time.perf_counter() - start) * 1000
-        response.headers["Server-Timing"] = (
-            f"total;dur={total_ms:.3f}, model;dur={seconds * 1000:.3f}"
-        )
+        response = Response(predict_body(model, y), mimetype="application/json")
+        response.headers["Server-Timing"] = server_timing(start, seconds)
         return response
 
 
 @blp.route("/model")
 class Model(MethodView):
     @blp.response(200, schemas.ModelMetadata)
-    @_alt(blp, 503)
+    @blp.doc(responses=error_responses(503))
     def get(self) -> Response:
         """The bundle's metadata: name, version, features, target, metrics, created_at, ..."""
         return json_response(ready_model().metadata)
@@ -193,7 +218,7 @@ class Healthz(MethodView):
 @blp.route("/readyz")
 class Readyz(MethodView):
     @blp.response(200, schemas.Status)
-    @_alt(blp, 503)
+    @blp.doc(responses=error_responses(503))
     def get(self) -> Response:
         """Readiness: a verified model is loaded."""
         return json_response({"status": "ready", "model": model_ref(ready_model())})
@@ -232,7 +257,7 @@ class Live(MethodView):
 @v2.route("/health/ready")
 class Ready(MethodView):
     @v2.response(200, schemas.Ready)
-    @_alt(v2, 503)
+    @v2.doc(responses=error_responses(503))
     def get(self) -> Response:
         """The server is ready: a verified model is loaded."""
         ready_model()
@@ -242,8 +267,7 @@ class Ready(MethodView):
 @v2.route("/models/<name>")
 class ModelMetadata(MethodView):
     @v2.response(200, schemas.OipModelMetadata)
-    @v2.alt_response(404, schema=schemas.ErrorResponse, description="no model of that name")
-    @_alt(v2, 503)
+    @v2.doc(responses=error_responses(404, 503))
     def get(self, name: str) -> Response:
         """Model metadata: versions, platform, input and output tensors."""
         return json_response(oip.model_metadata(named_model(name)))
@@ -252,8 +276,7 @@ class ModelMetadata(MethodView):
 @v2.route("/models/<name>/ready")
 class ModelReady(MethodView):
     @v2.response(200, schemas.Ready)
-    @v2.alt_response(404, schema=schemas.ErrorResponse, description="no model of that name")
-    @_alt(v2, 503)
+    @v2.doc(responses=error_responses(404, 503))
     def get(self, name: str) -> Response:
         """The named model is loaded and verified."""
         named_model(name)
@@ -262,10 +285,8 @@ class ModelReady(MethodView):
 
 @v2.route("/models/<name>/infer")
 class Infer(MethodView):
-    @v2.doc(requestBody=INFER_BODY)
+    @v2.doc(requestBody=INFER_BODY, responses=error_responses(400, 404, 413, 415, 422, 503))
     @v2.response(200, schemas.InferResponse)
-    @v2.alt_response(404, schema=schemas.ErrorResponse, description="no model of that name")
-    @_alt(v2, 400, 413, 415, 422, 503)
     @_with_error_metric
     def post(self, name: str) -> Response:
         """Inference on an FP64/FP32 tensor of shape ``[n, n_features]`` (flat or nested)."""
