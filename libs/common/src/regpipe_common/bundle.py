@@ -129,6 +129,20 @@ def resolve_version_url(model_uri: str) -> str:
     return storage.join(model_uri, version)
 
 
+def older_version_urls(model_uri: str, than: str) -> list[str]:
+    """The version folders of a model folder older than ``than``, newest first.
+
+    Versions sort by time, so names compare as ages; staging and hidden folders are skipped.
+    """
+    fs, path = storage.filesystem(model_uri)
+    try:
+        names = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False)]
+    except FileNotFoundError:
+        return []
+    versions = [n for n in names if n[:1].isdigit() and ".staging-" not in n and n < than]
+    return [storage.join(model_uri.rstrip("/"), n) for n in sorted(versions, reverse=True)]
+
+
 def read_latest(model_uri: str) -> str | None:
     """The version named by ``<model_uri>/LATEST``, or None if there is none."""
     try:

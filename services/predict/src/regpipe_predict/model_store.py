@@ -5,7 +5,9 @@ Each gunicorn worker owns a :class:`ModelStore`. A daemon thread polls the model
 by :func:`regpipe_common.bundle.load_bundle` off the request path, and only then does
 ``self._current`` point to it. A request takes the reference once and uses that model for the
 whole request, so each response names the version that computed it. A version that fails
-verification is refused, logged once, and never retried; the old one keeps serving.
+verification is refused, logged once, and never retried; the old one keeps serving. A worker
+that starts while ``LATEST`` names a refused version serves the newest older version that
+verifies instead, so a restarted pod is not left without a model.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from regpipe_common.bundle import Bundle, load_bundle, resolve_version_url
+from regpipe_common.bundle import Bundle, load_bundle, older_version_urls, resolve_version_url
 from regpipe_common.errors import RegpipeError
 from regpipe_common.log import event
 
@@ -130,20 +132,41 @@ class ModelStore:
                 return False
             if url == self._current_url or url in self._refused:
                 return False
-            try:
-                loaded = prepare(load_bundle(url))
-            except RegpipeError as exc:
-                self._refused.add(url)
-                event(log, "model refused", level=logging.ERROR, url=url, reason=str(exc))
-                return False
-            except OSError as exc:  # storage hiccup: try again at the next poll
-                event(log, "model read failed", level=logging.WARNING, url=url, reason=str(exc))
+            loaded = self._load(url)
+            if loaded is None and self._current is None and url != self.model_uri.rstrip("/"):
+                loaded, url = self._fallback(url)
+            if loaded is None:
                 return False
             previous, self._current, self._current_url = self._current, loaded, url
             event(log, "model loaded", name=loaded.name, version=loaded.version, url=url)
             if self._on_swap is not None:
                 self._on_swap(previous, loaded)
             return True
+
+    def _load(self, url: str) -> LoadedModel | None:
+        try:
+            return prepare(load_bundle(url))
+        except RegpipeError as exc:
+            self._refused.add(url)
+            event(log, "model refused", level=logging.ERROR, url=url, reason=str(exc))
+        except OSError as exc:  # storage hiccup: try again at the next poll
+            event(log, "model read failed", level=logging.WARNING, url=url, reason=str(exc))
+        return None
+
+    def _fallback(self, refused_url: str) -> tuple[LoadedModel | None, str]:
+        """With nothing loaded and LATEST refused: the newest older version that verifies."""
+        refused = refused_url.rstrip("/").rsplit("/", 1)[-1]
+        for url in older_version_urls(self.model_uri, than=refused):
+            if url not in self._refused and (loaded := self._load(url)) is not None:
+                event(
+                    log,
+                    "LATEST refused; serving the newest older verified version",
+                    level=logging.WARNING,
+                    version=loaded.version,
+                    refused=refused,
+                )
+                return loaded, url
+        return None, refused_url
 
     def start(self) -> None:
         """Load now, then poll in a daemon thread (unless the poll interval is 0)."""

@@ -1,0 +1,46 @@
+"""The model store on its own: a worker never starts without a model while a good one exists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from predict_helpers import NAME, publish
+
+from regpipe_predict.model_store import ModelStore
+
+
+def tamper(models: Path, version: str) -> None:
+    path = models / NAME / version / "model.joblib"
+    path.write_bytes(path.read_bytes() + b"tampered")
+
+
+def test_starting_on_a_refused_latest_serves_the_newest_good_version(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    publish(models, seed=0)
+    good = publish(models, seed=1)
+    bad = publish(models, seed=2)  # LATEST now names this one
+    tamper(models, bad)
+    (models / NAME / f"{bad}.staging-0123").mkdir()  # half-published folders are skipped
+
+    store = ModelStore(str(models / NAME), poll_interval=0)
+    store.start()
+    assert store.current is not None and store.current.version == good
+    assert not store.refresh()  # the refused LATEST is not retried, the fallback stays
+
+    newer = publish(models, seed=3)
+    assert store.refresh()
+    assert store.current.version == newer
+
+
+def test_no_fallback_for_a_pinned_version_or_when_nothing_older_verifies(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    old = publish(models, seed=0)
+    bad = publish(models, seed=1)
+    tamper(models, bad)
+    pinned = ModelStore(str(models / NAME / bad), poll_interval=0)
+    pinned.start()
+    assert pinned.current is None
+    tamper(models, old)
+    store = ModelStore(str(models / NAME), poll_interval=0)
+    store.start()
+    assert store.current is None
