@@ -40,23 +40,25 @@ def dataset(workdir: Path, rows: int) -> tuple[Path, Path]:
     return csv, spec
 
 
+def preprocess_cmd(csv: Path, spec: Path, out: Path) -> list[str]:
+    return [
+        str(BIN / "regpipe-preprocess"),
+        "--input",
+        str(csv),
+        "--spec",
+        str(spec),
+        "--output",
+        str(out),
+    ]
+
+
 def run(rows_list: list[int], workdir: Path) -> str:
     lines = []
     for rows in rows_list:
         csv, spec = dataset(workdir, rows)
         mb = csv.stat().st_size / 2**20
         out = workdir / f"prepared-{rows}"
-        ours = run_measured(
-            [
-                str(BIN / "regpipe-preprocess"),
-                "--input",
-                str(csv),
-                "--spec",
-                str(spec),
-                "--output",
-                str(out),
-            ]
-        )
+        ours = run_measured(preprocess_cmd(csv, spec, out))
         ceiling = run_measured(python("-c", PYARROW_READ, str(csv)))
         naive_out = workdir / f"naive-{rows}"
         shutil.rmtree(naive_out, ignore_errors=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.measure import BIN, Measured, python, run_measured, table
-from bench.preprocess_bench import dataset
+from bench.preprocess_bench import dataset, preprocess_cmd
 
 NAIVE = """
 import json, sys, time
@@ -57,17 +57,7 @@ def prepared(workdir: Path, rows: int) -> Path:
     if (out / "manifest.json").exists():
         return out
     csv, spec = dataset(workdir, rows)
-    run_measured(
-        [
-            str(BIN / "regpipe-preprocess"),
-            "--input",
-            str(csv),
-            "--spec",
-            str(spec),
-            "--output",
-            str(out),
-        ]
-    )
+    run_measured(preprocess_cmd(csv, spec, out))
     return out
 
 

@@ -24,6 +24,7 @@ from .validate import validate_file
 
 log = logging.getLogger("regpipe.preprocess")
 STREAM_BLOCK_BYTES = 16 * 2**20
+_COUNT_KEYS = ("rows_read", "rows_rejected", "rows_dropped_missing", "rows_train", "rows_test")
 
 
 def run(settings: Settings) -> dict:
@@ -50,9 +51,6 @@ def run(settings: Settings) -> dict:
         publish.publish_folder(staging, settings.output, manifest)
     event(log, "published", output=settings.output, **{k: manifest[k] for k in _COUNT_KEYS})
     return manifest
-
-
-_COUNT_KEYS = ("rows_read", "rows_rejected", "rows_dropped_missing", "rows_train", "rows_test")
 
 
 def _run_units(client, units: list[Unit], ctx: JobContext, interval: float) -> list[UnitResult]:
