@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 BIN = Path(sys.executable).parent
+# Test support modules every package's tests may import (crafted pickles, ...).
+sys.path.insert(0, str(Path(__file__).parent / "tests" / "support"))
 
 
 def free_port() -> int:

@@ -1,9 +1,11 @@
 """Model bundles: ``models/<name>/<version>/{model.joblib,metadata.json}`` and ``LATEST``.
 
 Publishing writes the version folder under a staging name, moves it into place, writes
-``metadata.json`` last and only then replaces ``LATEST`` atomically. Loading reads the metadata,
-checks the sha256 of ``model.joblib`` before unpickling it, refuses a model made with another
-scikit-learn minor version, and unpickles through an allowlist (:mod:`.safe_pickle`).
+``metadata.json`` last, loads the published version back exactly as a server would, and only
+then replaces ``LATEST`` atomically. Loading reads the metadata, checks the sha256 of
+``model.joblib`` before unpickling it, refuses a model made with another scikit-learn minor
+version, unpickles through an allowlist (:mod:`.safe_pickle`), and makes the model predict on
+a probe built from the metadata: a bundle that cannot predict is refused, never served.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 import io
 import platform
 import secrets
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +24,7 @@ import numpy as np
 import sklearn
 
 from . import publish, storage
-from .errors import BundleError
+from .errors import BundleError, BundleNotFoundError
 from .safe_pickle import UnsafePickleError, safe_joblib_loads
 
 MODEL_FILE = "model.joblib"
@@ -108,6 +111,7 @@ def publish_bundle(models_url: str, name: str, model: Any, metadata: dict[str, A
     with publish.staging_folder(version_url) as staging:
         storage.write_bytes_atomic(storage.join(staging, MODEL_FILE), payload)
         publish.publish_folder(staging, version_url, doc, manifest_name=METADATA_FILE)
+    load_bundle(version_url)  # what a server will load must verify and predict first
     storage.write_text_atomic(storage.join(model_root, LATEST_FILE), version + "\n")
     return version
 
@@ -121,7 +125,7 @@ def resolve_version_url(model_uri: str) -> str:
     try:
         version = storage.read_text(latest_url).strip()
     except FileNotFoundError:
-        raise BundleError(
+        raise BundleNotFoundError(
             f"no model at {model_uri}: neither {METADATA_FILE} nor {LATEST_FILE} exists"
         ) from None
     if not version or "/" in version or version.startswith("."):
@@ -156,7 +160,7 @@ def read_metadata(version_url: str) -> dict[str, Any]:
     try:
         doc = publish.read_json(url)
     except FileNotFoundError:
-        raise BundleError(f"{url} not found: the bundle is incomplete") from None
+        raise BundleNotFoundError(f"{url} not found: the bundle is incomplete") from None
     except ValueError:
         raise BundleError(f"{url} is not valid JSON") from None
     if not isinstance(doc, dict):
@@ -187,7 +191,7 @@ def load_bundle(model_uri: str) -> Bundle:
     try:
         payload = storage.read_bytes(model_url)
     except FileNotFoundError:
-        raise BundleError(f"{model_url} not found: the bundle is incomplete") from None
+        raise BundleNotFoundError(f"{model_url} not found: the bundle is incomplete") from None
     digest = sha256_hex(payload)
     if digest != metadata["sha256"]:
         raise BundleError(
@@ -200,6 +204,31 @@ def load_bundle(model_uri: str) -> Bundle:
         raise BundleError(f"{model_url}: refused to unpickle: {exc}") from None
     except Exception as exc:
         raise BundleError(f"{model_url}: cannot be unpickled: {exc}") from None
-    if not hasattr(model, "predict"):
-        raise BundleError(f"{model_url}: the object has no predict method")
+    check_predicts(model, metadata, model_url)
     return Bundle(model=model, metadata=metadata, url=version_url)
+
+
+def probe_rows(metadata: dict[str, Any]) -> np.ndarray:
+    """Two rows of the model's features: the training means (zeros without stats), then zeros."""
+    stats = metadata.get("feature_stats") or {}
+    means = [float((stats.get(f) or {}).get("mean", 0.0)) for f in metadata["features"]]
+    return np.array([means, [0.0] * len(means)], dtype=np.float64)
+
+
+def check_predicts(model: Any, metadata: dict[str, Any], where: str) -> None:
+    """Refuse a model that cannot predict finite values for the features its metadata names."""
+    if not isinstance(metadata.get("features"), list) or not metadata["features"]:
+        raise BundleError(f"{where}: the metadata names no features")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "X does not have feature names"
+            out = np.asarray(model.predict(probe_rows(metadata)), dtype=np.float64)
+    except Exception as exc:
+        raise BundleError(
+            f"{where}: refused: the model cannot predict on a probe row of its "
+            f"{len(metadata['features'])} features ({type(exc).__name__}: {exc})"
+        ) from None
+    if out.shape != (2,) or not np.isfinite(out).all():
+        raise BundleError(
+            f"{where}: refused: the probe prediction is {out.tolist()!r} (expected 2 finite values)"
+        )

@@ -15,3 +15,7 @@ class DataError(RegpipeError):
 
 class BundleError(RegpipeError):
     """A model bundle is missing, incomplete, tampered with or incompatible."""
+
+
+class BundleNotFoundError(BundleError):
+    """The bundle's files are not there (yet): a later look may find them."""

@@ -105,7 +105,12 @@ def create_app(settings: Settings | None = None, start_store: bool = True) -> Fl
     errors.register(app)
     exporter = metrics.init_app(app)
     model_metrics = metrics.ModelMetrics(settings.drift_window_rows, settings.drift_update_interval)
-    store = ModelStore(settings.model_uri, settings.model_poll_interval, model_metrics.on_swap)
+    store = ModelStore(
+        settings.model_uri,
+        settings.model_poll_interval,
+        model_metrics.on_swap,
+        model_metrics.on_refuse,
+    )
     svc = app.extensions["regpipe"] = routes.Service(settings, store, model_metrics)
     app.wsgi_app = PredictFastPath(app.wsgi_app, svc, *metrics.http_request_metrics(exporter))
     if start_store:

@@ -14,6 +14,8 @@ metrics are:
   in, predictions out).
 - ``regpipe_predicted_value``: histogram of predicted values; buckets at the training target's
   mean ± 0.25..4 standard deviations (``target_stats`` of the first model a worker loads).
+- ``regpipe_model_refused_total``: model versions a worker refused (sha256, allowlist, or a
+  probe prediction that failed); the version it served before keeps serving.
 - ``regpipe_model_info{name,version}``: 1 for the version a live worker serves, else 0
   (multiprocess mode ``livemax``: during a swap both versions read 1).
 - ``regpipe_feature_drift{feature}``: (mean of the last ``DRIFT_WINDOW_ROWS`` input rows −
@@ -54,6 +56,10 @@ COMPUTE = Histogram(
     "regpipe_model_compute_seconds",
     "Model compute time per request.",
     buckets=(1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0),
+)
+MODELS_REFUSED = Counter(
+    "regpipe_model_refused_total",
+    "Model versions a worker refused to serve (integrity, allowlist, or probe prediction).",
 )
 MODEL_INFO = Gauge(
     "regpipe_model_info",
@@ -223,6 +229,10 @@ class ModelMetrics:
         drift = self.drift
         if drift is not None and self.version == model.version:
             drift.update(X)
+
+    @staticmethod
+    def on_refuse(url: str) -> None:
+        MODELS_REFUSED.inc()
 
     @staticmethod
     def error(reason: str) -> None:

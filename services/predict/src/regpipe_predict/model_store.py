@@ -2,10 +2,14 @@
 
 Each gunicorn worker owns a :class:`ModelStore`. A daemon thread polls the model URI every
 ``MODEL_POLL_INTERVAL`` seconds; when ``LATEST`` names another version it is loaded and verified
-by :func:`regpipe_common.bundle.load_bundle` off the request path, and only then does
-``self._current`` point to it. A request takes the reference once and uses that model for the
-whole request, so each response names the version that computed it. A version that fails
-verification is refused, logged once, and never retried; the old one keeps serving. A worker
+by :func:`regpipe_common.bundle.load_bundle` off the request path (sha256, allowlist, a probe
+prediction), the probe is run again through the serving path (:meth:`LoadedModel.predict`),
+and only then does ``self._current`` point to it. A request takes the reference once and uses
+that model for the whole request, so each response names the version that computed it. A
+version that fails verification is refused, logged once, counted, and never retried; the old
+one keeps serving.
+A ``LATEST`` that names a version whose files are not there yet is looked at again at the next
+poll. A worker
 that starts while ``LATEST`` names a refused version serves the newest older version that
 verifies instead, so a restarted pod is not left without a model.
 """
@@ -21,8 +25,14 @@ from typing import Any
 
 import numpy as np
 
-from regpipe_common.bundle import Bundle, load_bundle, older_version_urls, resolve_version_url
-from regpipe_common.errors import RegpipeError
+from regpipe_common.bundle import (
+    Bundle,
+    load_bundle,
+    older_version_urls,
+    probe_rows,
+    resolve_version_url,
+)
+from regpipe_common.errors import BundleError, BundleNotFoundError, RegpipeError
 from regpipe_common.log import event
 
 log = logging.getLogger(__name__)
@@ -94,7 +104,17 @@ def linear_form(
 
 
 def prepare(bundle: Bundle) -> LoadedModel:
-    return LoadedModel(bundle=bundle, linear=linear_form(bundle.model))
+    """The served form of a verified bundle, refused unless it predicts as the bundle does."""
+    loaded = LoadedModel(bundle=bundle, linear=linear_form(bundle.model))
+    rows = probe_rows(bundle.metadata)
+    try:
+        served = loaded.predict(rows.copy())
+        expected = LoadedModel(bundle=bundle).predict(rows)
+    except Exception as exc:
+        raise BundleError(f"{bundle.url}: refused: the probe prediction failed ({exc})") from None
+    if served.shape != expected.shape or not np.allclose(served, expected, rtol=1e-9, atol=1e-9):
+        raise BundleError(f"{bundle.url}: refused: the serving path disagrees with the model")
+    return loaded
 
 
 class ModelStore:
@@ -105,10 +125,12 @@ class ModelStore:
         model_uri: str,
         poll_interval: float,
         on_swap: Callable[[LoadedModel | None, LoadedModel], None] | None = None,
+        on_refuse: Callable[[str], None] | None = None,
     ) -> None:
         self.model_uri = model_uri
         self.poll_interval = poll_interval
         self._on_swap = on_swap
+        self._on_refuse = on_refuse
         self._current: LoadedModel | None = None
         self._current_url: str | None = None
         self._refused: set[str] = set()
@@ -146,11 +168,13 @@ class ModelStore:
     def _load(self, url: str) -> LoadedModel | None:
         try:
             return prepare(load_bundle(url))
+        except (BundleNotFoundError, OSError) as exc:  # not there yet: the next poll looks again
+            event(log, "model read failed", level=logging.WARNING, url=url, reason=str(exc))
         except RegpipeError as exc:
             self._refused.add(url)
             event(log, "model refused", level=logging.ERROR, url=url, reason=str(exc))
-        except OSError as exc:  # storage hiccup: try again at the next poll
-            event(log, "model read failed", level=logging.WARNING, url=url, reason=str(exc))
+            if self._on_refuse is not None:
+                self._on_refuse(url)
         return None
 
     def _fallback(self, refused_url: str) -> tuple[LoadedModel | None, str]:
