@@ -248,3 +248,21 @@ def test_classes_that_no_regpipe_model_holds_are_refused():
 
     with pytest.raises(UnsafePickleError, match="csr_matrix is not allowed"):
         safe_joblib_loads(_dump(sparse.csr_matrix(np.eye(3))))
+
+
+def test_publishing_a_model_that_cannot_predict_never_moves_latest(published):
+    model_dir, version, model = published
+    with pytest.raises(BundleError, match="cannot predict on a probe row"):
+        bundle.publish_bundle(str(model_dir.parent), "m", SGDRegressor(), METADATA)
+    wider = {**METADATA, "features": ["a", "b", "c", "d"]}
+    with pytest.raises(BundleError, match="probe row of its 4 features"):
+        bundle.publish_bundle(str(model_dir.parent), "m", model, wider)
+    assert (model_dir / "LATEST").read_text().strip() == version
+
+
+def test_a_model_with_non_finite_output_is_refused(published):
+    model_dir, version, model = published
+    model.steps[1][1].intercept_ = np.array([np.nan])
+    _rewrite(model_dir / version, _dump(model))
+    with pytest.raises(BundleError, match="expected 2 finite values"):
+        bundle.load_bundle(str(model_dir))

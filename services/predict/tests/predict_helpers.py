@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import signal
 import socket
@@ -13,13 +15,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy as np
 import requests
 from sklearn.linear_model import SGDRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from regpipe_common.bundle import publish_bundle
+from regpipe_common.bundle import library_versions, new_version, publish_bundle, sha256_hex
 
 FEATURES = ["dep_delay", "distance", "air_time", "hour", "month"]
 NAME = "flights"
@@ -105,7 +108,7 @@ class Server:
             try:
                 if self.get(path).status_code == status:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # workers still booting
                 pass
             time.sleep(0.1)
         raise AssertionError(f"{path} never answered {status}: {self.log.read_text()[-3000:]}")
@@ -153,3 +156,31 @@ def serve(model_uri: Path | str, tmp: Path, **env: str) -> Iterator[Server]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
+
+
+def write_raw_bundle(models: Path, payload: bytes, meta: dict[str, Any]) -> str:
+    """A version folder written as an attacker (or a broken tool) would, then LATEST moved to it.
+
+    Nothing is checked here: ``payload`` is stored as ``model.joblib`` with a matching sha256.
+    """
+    version = new_version()
+    folder = models / NAME / version
+    folder.mkdir(parents=True)
+    (folder / "model.joblib").write_bytes(payload)
+    doc = {
+        **meta,
+        "name": NAME,
+        "version": version,
+        "library_versions": library_versions(),
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "sha256": sha256_hex(payload),
+    }
+    (folder / "metadata.json").write_text(json.dumps(doc))
+    (models / NAME / "LATEST").write_text(version + "\n")
+    return version
+
+
+def joblib_bytes(obj: Any) -> bytes:
+    buffer = io.BytesIO()
+    joblib.dump(obj, buffer)
+    return buffer.getvalue()

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
-from predict_helpers import NAME, publish
+from predict_helpers import (
+    FEATURES,
+    NAME,
+    joblib_bytes,
+    make_model,
+    metadata,
+    publish,
+    write_raw_bundle,
+)
+from sklearn.linear_model import SGDRegressor
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 
 from regpipe_predict.model_store import ModelStore
 
@@ -44,3 +56,32 @@ def test_no_fallback_for_a_pinned_version_or_when_nothing_older_verifies(tmp_pat
     store = ModelStore(str(models / NAME), poll_interval=0)
     store.start()
     assert store.current is None
+
+
+def test_bundles_that_verify_but_cannot_predict_are_refused_and_counted(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    good = publish(models, seed=0)
+    refused: list[str] = []
+    store = ModelStore(str(models / NAME), poll_interval=0, on_refuse=refused.append)
+    store.start()
+    assert store.current.version == good
+
+    unfitted = Pipeline([("scaler", StandardScaler()), ("sgd", SGDRegressor())])
+    write_raw_bundle(models, joblib_bytes(unfitted), metadata(make_model()))
+    assert not store.refresh()
+    wider = {**metadata(make_model()), "features": [*FEATURES, "extra"]}  # 6 names, 5 weights
+    write_raw_bundle(models, joblib_bytes(make_model()), wider)
+    assert not store.refresh()
+    assert store.current.version == good and len(refused) == 2
+
+
+def test_a_latest_naming_a_version_that_appears_later_is_picked_up(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    good = publish(models, seed=0)
+    store = ModelStore(str(models / NAME), poll_interval=0)
+    store.start()
+    ahead = publish(tmp_path / "elsewhere", seed=1)  # published elsewhere, copied over later
+    (models / NAME / "LATEST").write_text(ahead + "\n")
+    assert not store.refresh() and store.current.version == good
+    shutil.copytree(tmp_path / "elsewhere" / NAME / ahead, models / NAME / ahead)
+    assert store.refresh() and store.current.version == ahead

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -119,3 +120,27 @@ def test_cli_process_exit_codes(copy_dataset, tmp_path):
     assert "manifest.json not found" in err
     assert "Traceback" not in err
     assert not (tmp_path / "models" / "m" / "LATEST").exists()
+
+
+def test_resume_refuses_a_crafted_checkpoint_without_running_it(make_dataset, tmp_path):
+    """A checkpoint is read through the model allowlist: a gadget in it never runs."""
+    from pickle_attacks import eval_via_sklearn, write_marker
+
+    from regpipe_train.checkpoint import STATE_FILE, checkpoint_url
+    from regpipe_train.settings import TrainSettings
+
+    data = make_dataset(20_000)
+    models = tmp_path / "models"
+    marker = tmp_path / "pwned"
+    fingerprint = json.loads((data / "manifest.json").read_text())["fingerprint"]
+    settings = TrainSettings(data=str(data), models=str(models), name="m")
+    state = Path(checkpoint_url(settings, fingerprint)) / STATE_FILE
+    state.parent.mkdir(parents=True)
+    state.write_bytes(eval_via_sklearn(write_marker(marker)))
+    proc = _start(data, models, "--resume")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2, err
+    assert "refused to unpickle" in err and "not allowed in a model file" in err
+    assert "Traceback" not in err
+    assert not marker.exists()
+    assert not (models / "m" / "LATEST").exists()
