@@ -173,6 +173,19 @@ def _poison_value(data: Path) -> None:
     pq.write_table(table.set_column(3, "f03", pa.array(values)), part)
 
 
+def _truncate_part(data: Path) -> None:
+    part = data / "train" / "part-00001.parquet"
+    part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
+
+
+def _corrupt_part(data: Path) -> None:
+    """Keep the footer (the file opens) and scribble over the column data."""
+    part = data / "train" / "part-00002.parquet"
+    raw = bytearray(part.read_bytes())
+    raw[8 : len(raw) // 2] = b"\xab" * (len(raw) // 2 - 8)
+    part.write_bytes(bytes(raw))
+
+
 def _empty_train(data: Path) -> None:
     def edit(doc):
         doc["splits"]["train"] = []
@@ -208,6 +221,8 @@ BAD_INPUTS = {
         [],
         "part-00000.parquet: 3983 rows, the manifest says 7",
     ),
+    "truncated partition": (_truncate_part, [], "part-00001.parquet: not a readable Parquet"),
+    "corrupt partition": (_corrupt_part, [], "part-00002.parquet: not a readable Parquet"),
     "empty train split": (_empty_train, [], "the train split is empty"),
     "non-finite value": (_poison_value, [], "column 'f03' has a non-finite value (inf) at row 17"),
     "diverging loss": (lambda d: None, ["--eta0", "1e6"], "SGD diverged at epoch 1"),
