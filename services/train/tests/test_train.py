@@ -271,3 +271,25 @@ def test_large_target_offset_is_not_mistaken_for_divergence(tmp_path, train, dat
     assert run.metadata["optimum"]["r2"] > 0.99
     assert run.metadata["optimum"]["gap_r2"] < 0.0005
     assert load_bundle(str(run.model_dir)).model.predict(x[:1])[0] == pytest.approx(y[0], abs=0.1)
+
+
+def test_a_versioned_dataset_trains_like_the_flat_layout(make_dataset, copy_dataset, train):
+    """preprocess publishes ``<data>/<version>/...`` behind ``manifest.json``; older datasets
+    are flat. ``--data`` is the same URL for both and gives the same model."""
+    from regpipe_common import dataset
+
+    data = copy_dataset(20_000)
+    version_url = dataset.new_version_url(str(data))
+    for split in ("train", "test"):
+        (data / split).rename(Path(version_url) / split)
+    dataset.publish_version(
+        str(data), version_url, json.loads((data / "manifest.json").read_text())
+    )
+    assert sorted(p.name for p in data.iterdir()) == sorted(
+        ["manifest.json", Path(version_url).name]
+    )
+    flat = train(make_dataset(20_000), "--epochs", "2", name="flat")
+    versioned = train(data, "--epochs", "2", name="versioned")
+    assert versioned.code == 0 == flat.code
+    assert versioned.metadata["metrics"] == flat.metadata["metrics"]
+    np.testing.assert_array_equal(versioned.coef(), flat.coef())
