@@ -136,26 +136,22 @@ def screen_lines(
     """Reject the lines (1-based in ``data``) that are not UTF-8 or have an odd number of
     quotes, and blank them so that the CSV parser neither fails nor joins lines."""
     first = 1 if skip_header else 0
-    bad: dict[int, Reject] = {}
-    lines: list[bytes] | None = None
-    if b'"' in data:
-        lines = data.split(b"\n")
-        for i in map(int, _odd_quote_lines(data)):
-            if i >= first:
-                bad[i] = Reject(i + 1, None, UNBALANCED_QUOTE, _raw(lines[i]))
+    odd = [i for i in map(int, _odd_quote_lines(data)) if i >= first] if b'"' in data else []
     try:
         data.decode("utf-8")
+        utf8 = True
     except UnicodeDecodeError:
-        lines = lines or data.split(b"\n")
-        for i, line in enumerate(lines):
-            offset = _first_bad_byte(line)
-            if i >= first and i not in bad and offset is not None:
-                field = line[:offset].count(delimiter.encode())
-                column = header[field] if field < len(header) else None
-                bad[i] = Reject(i + 1, column, ENCODING, _raw(line))
-    if not bad:
-        return data, []
-    assert lines is not None
+        utf8 = False
+    if utf8 and not odd:
+        return data, []  # the common case: no line is split into a list
+    lines = data.split(b"\n")
+    bad = {i: Reject(i + 1, None, UNBALANCED_QUOTE, _raw(lines[i])) for i in odd}
+    for i, line in enumerate(lines):
+        offset = None if utf8 or i < first or i in bad else _first_bad_byte(line)
+        if offset is not None:
+            field = line[:offset].count(delimiter.encode())
+            column = header[field] if field < len(header) else None
+            bad[i] = Reject(i + 1, column, ENCODING, _raw(line))
     for i in bad:
         lines[i] = b" "  # a one-field line: the parser skips it as blank, numbering holds
     return b"\n".join(lines), sorted(bad.values(), key=lambda r: r.line)
