@@ -3,6 +3,7 @@ quoted newlines and broken Parquet files, each through the real ``regpipe-prepro
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -29,10 +30,10 @@ def encoded(lines: list[str]) -> list[bytes]:
     return [line.encode() for line in lines]
 
 
-@pytest.mark.parametrize("where", ["numeric", "string", "first-block"])
+@pytest.mark.parametrize("where", ["numeric", "string", "first-block", "gzip"])
 def test_a_non_utf8_byte_rejects_its_row_and_the_job_goes_on(pp, tmp_path, spec_file, where):
     lines = encoded(pp.rows(3000))
-    row = {"numeric": 2500, "string": 1500, "first-block": 3}[where]
+    row = {"numeric": 2500, "string": 1500, "first-block": 3, "gzip": 2999}[where]
     if where == "string":
         lines[row] = f"{row},g\xff1,1.0,2.0,1,3.0".encode("latin-1")  # in column 'group'
         column = "group"
@@ -40,6 +41,9 @@ def test_a_non_utf8_byte_rejects_its_row_and_the_job_goes_on(pp, tmp_path, spec_
         lines[row] = f"{row},g1,1.\xe90,2.0,1,3.0".encode("latin-1")  # in column 'a'
         column = "a"
     src = write_bytes(tmp_path / "in.csv", pp.header, lines)
+    if where == "gzip":
+        src = src.rename(tmp_path / "in.csv.gz")
+        src.write_bytes(gzip.compress(src.read_bytes()))
     out = tmp_path / "out"
     code = pp.run("--input", src, "--spec", spec_file, "--output", out, "--blocksize", "16KiB")
     assert code == 0
@@ -49,7 +53,7 @@ def test_a_non_utf8_byte_rejects_its_row_and_the_job_goes_on(pp, tmp_path, spec_
     (bad,) = rejected(out)
     assert bad["reason"] == "encoding"
     assert bad["line"] == row + 2 and bad["column"] == column
-    assert bad["file"].endswith("in.csv") and bad["raw"].startswith(f"{row},g")
+    assert bad["file"].endswith(src.name) and bad["raw"].startswith(f"{row},g")
 
 
 def test_a_utf8_bom_is_not_part_of_the_first_column_name(pp, tmp_path, spec_file):
@@ -83,6 +87,18 @@ def test_huge_magnitudes_are_rejected_as_out_of_range(pp, tmp_path, spec_file):
     assert all("out of range" in r["reason"] for r in rejected(out))
     stats = [m["target"], *m["features"].values()]
     assert all(pd.notna(s["var"]) and abs(s["var"]) < float("inf") for s in stats)
+
+
+def test_huge_magnitudes_in_parquet_are_rejected_too(pp, tmp_path, spec_file):
+    frame = pd.read_csv(pp.write_csv(tmp_path / "src.csv", pp.rows(500)))
+    frame.loc[42, "y"] = 1e308
+    src = tmp_path / "in.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), src)
+    out = tmp_path / "out"
+    assert pp.run("--input", src, "--spec", spec_file, "--output", out) == 0
+    ((bad),) = rejected(out)
+    assert (bad["line"], bad["column"]) == (43, "y") and "out of range" in bad["reason"]
+    assert abs(pp.manifest(out)["target"]["var"]) < float("inf")
 
 
 def test_quoted_newlines_give_the_same_answer_with_any_block_size(pp, tmp_path, spec_file):
