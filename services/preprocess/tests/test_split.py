@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 
 
 def ids(out, split: str) -> set[int]:
     # The output holds the model columns; 'n' is unique enough together with a, b, y.
-    frames = [pd.read_parquet(p) for p in sorted((out / split).glob("*.parquet"))]
+    entries = json.loads((out / "manifest.json").read_text())["splits"][split]
+    frames = [pd.read_parquet(out / e["path"]) for e in entries]
     frame = pd.concat(frames)
     return set(map(tuple, frame[["a", "b", "n", "y"]].itertuples(index=False)))
 

@@ -173,6 +173,19 @@ def _poison_value(data: Path) -> None:
     pq.write_table(table.set_column(3, "f03", pa.array(values)), part)
 
 
+def _truncate_part(data: Path) -> None:
+    part = data / "train" / "part-00001.parquet"
+    part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
+
+
+def _corrupt_part(data: Path) -> None:
+    """Keep the footer (the file opens) and scribble over the column data."""
+    part = data / "train" / "part-00002.parquet"
+    raw = bytearray(part.read_bytes())
+    raw[8 : len(raw) // 2] = b"\xab" * (len(raw) // 2 - 8)
+    part.write_bytes(bytes(raw))
+
+
 def _empty_train(data: Path) -> None:
     def edit(doc):
         doc["splits"]["train"] = []
@@ -208,6 +221,8 @@ BAD_INPUTS = {
         [],
         "part-00000.parquet: 3983 rows, the manifest says 7",
     ),
+    "truncated partition": (_truncate_part, [], "part-00001.parquet: not a readable Parquet"),
+    "corrupt partition": (_corrupt_part, [], "part-00002.parquet: not a readable Parquet"),
     "empty train split": (_empty_train, [], "the train split is empty"),
     "non-finite value": (_poison_value, [], "column 'f03' has a non-finite value (inf) at row 17"),
     "diverging loss": (lambda d: None, ["--eta0", "1e6"], "SGD diverged at epoch 1"),
@@ -256,3 +271,25 @@ def test_large_target_offset_is_not_mistaken_for_divergence(tmp_path, train, dat
     assert run.metadata["optimum"]["r2"] > 0.99
     assert run.metadata["optimum"]["gap_r2"] < 0.0005
     assert load_bundle(str(run.model_dir)).model.predict(x[:1])[0] == pytest.approx(y[0], abs=0.1)
+
+
+def test_a_versioned_dataset_trains_like_the_flat_layout(make_dataset, copy_dataset, train):
+    """preprocess publishes ``<data>/<version>/...`` behind ``manifest.json``; older datasets
+    are flat. ``--data`` is the same URL for both and gives the same model."""
+    from regpipe_common import dataset
+
+    data = copy_dataset(20_000)
+    version_url = dataset.new_version_url(str(data))
+    for split in ("train", "test"):
+        (data / split).rename(Path(version_url) / split)
+    dataset.publish_version(
+        str(data), version_url, json.loads((data / "manifest.json").read_text())
+    )
+    assert sorted(p.name for p in data.iterdir()) == sorted(
+        ["manifest.json", Path(version_url).name]
+    )
+    flat = train(make_dataset(20_000), "--epochs", "2", name="flat")
+    versioned = train(data, "--epochs", "2", name="versioned")
+    assert versioned.code == 0 == flat.code
+    assert versioned.metadata["metrics"] == flat.metadata["metrics"]
+    np.testing.assert_array_equal(versioned.coef(), flat.coef())

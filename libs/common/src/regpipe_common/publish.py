@@ -7,8 +7,10 @@ was killed, the target holds either its previous complete content or no manifest
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import secrets
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -16,6 +18,12 @@ from contextlib import contextmanager
 from typing import Any
 
 from . import storage
+
+
+def new_version(now: dt.datetime | None = None) -> str:
+    """A name that sorts by creation time and is unique: ``20261126T071500123456Z-1a2b3c``."""
+    now = now or dt.datetime.now(dt.UTC)
+    return now.strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
 
 
 @contextmanager

@@ -32,9 +32,9 @@ def exists(url: str) -> bool:
 
 
 def read_bytes(url: str) -> bytes:
+    """The whole file in one request: an object replaced meanwhile is read old or new, whole."""
     fs, path = filesystem(url)
-    with fs.open(path, "rb") as f:
-        return f.read()
+    return fs.cat_file(path)
 
 
 def read_text(url: str) -> str:

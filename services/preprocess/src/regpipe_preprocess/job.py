@@ -1,4 +1,5 @@
-"""The preprocess job: plan, validate, run every unit on Dask, then publish atomically."""
+"""The preprocess job: plan, validate, run every unit on Dask, then publish atomically
+(:mod:`regpipe_common.dataset`: a new version folder, the manifest moved last)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 
 from distributed import as_completed
 
-from regpipe_common import publish, storage
+from regpipe_common import dataset, publish, storage
 from regpipe_common.dask_client import dask_client
 from regpipe_common.errors import DataError
 from regpipe_common.log import event
@@ -19,7 +20,7 @@ from regpipe_common.spec import DatasetSpec, load_spec
 from .settings import Settings
 from .sources import Unit, find_inputs, plan_units
 from .stats import Moments, merge_all
-from .unit import SPLITS, JobContext, UnitResult, process_unit
+from .unit import JobContext, UnitResult, process_unit
 from .validate import validate_file
 
 log = logging.getLogger("regpipe.preprocess")
@@ -36,9 +37,11 @@ def run(settings: Settings) -> dict:
     event(
         log, "validated input", files=len(files), units=len(units), bytes=sum(f.size for f in files)
     )
-    with publish.staging_folder(settings.output) as staging:
+    dataset.remove_stale(settings.output)  # what killed runs left behind
+    version_url = dataset.new_version_url(settings.output)
+    try:
         ctx = JobContext(
-            spec, headers, staging, settings.seed, settings.test_fraction, STREAM_BLOCK_BYTES
+            spec, headers, version_url, settings.seed, settings.test_fraction, STREAM_BLOCK_BYTES
         )
         with dask_client() as client:
             results = _run_units(client, units, ctx, settings.progress_interval)
@@ -46,9 +49,12 @@ def run(settings: Settings) -> dict:
         totals = _totals(results)
         _check(totals, rejected, settings)
         if rejected:
-            _write_rejects(staging, rejected)
-        manifest = _manifest(settings, spec, results, totals)
-        publish.publish_folder(staging, settings.output, manifest)
+            _write_rejects(version_url, rejected)
+        manifest = _manifest(settings, spec, results, totals, bool(rejected))
+    except BaseException:
+        publish.remove_folder(version_url)
+        raise
+    manifest = dataset.publish_version(settings.output, version_url, manifest)
     event(log, "published", output=settings.output, **{k: manifest[k] for k in _COUNT_KEYS})
     return manifest
 
@@ -124,14 +130,19 @@ def _check(totals: dict[str, int], rejected: list[dict], settings: Settings) -> 
         raise DataError(f"no complete rows left for the train split from {settings.input}")
 
 
-def _write_rejects(staging: str, rejected: list[dict]) -> None:
+def _write_rejects(version_url: str, rejected: list[dict]) -> None:
     text = "".join(json.dumps(r) + "\n" for r in rejected)
-    storage.write_text_atomic(storage.join(staging, "rejected", "rejected.jsonl"), text)
+    storage.write_text_atomic(storage.join(version_url, dataset.REJECTED), text)
 
 
 def _manifest(
-    settings: Settings, spec: DatasetSpec, results: list[UnitResult], totals: dict[str, int]
+    settings: Settings,
+    spec: DatasetSpec,
+    results: list[UnitResult],
+    totals: dict[str, int],
+    has_rejects: bool,
 ) -> dict:
+    """The manifest, with paths relative to the version folder."""
     moments = merge_all([r.moments for r in results])
     splits = {
         split: [
@@ -139,9 +150,9 @@ def _manifest(
             for r in results
             if r.rows[split]
         ]
-        for split in SPLITS
+        for split in dataset.SPLITS
     }
-    content = {s: sum(r.content[s] for r in results) % (1 << 64) for s in SPLITS}
+    content = {s: sum(r.content[s] for r in results) % (1 << 64) for s in dataset.SPLITS}
     fingerprint = hashlib.sha256(
         json.dumps(
             {
@@ -149,13 +160,13 @@ def _manifest(
                 "seed": settings.seed,
                 "test_fraction": settings.test_fraction,
                 "content": content,
-                "rows": {s: totals[f"rows_{s}"] for s in SPLITS},
+                "rows": {s: totals[f"rows_{s}"] for s in dataset.SPLITS},
             },
             sort_keys=True,
         ).encode()
     ).hexdigest()
     return {
-        "format": "regpipe-dataset/1",
+        "format": dataset.FORMAT,
         "input": settings.input,
         **totals,
         "features": {f: moments.get(f, Moments()).to_dict() for f in spec.features},
@@ -165,5 +176,6 @@ def _manifest(
         "seed": settings.seed,
         "spec": spec.to_dict(),
         "fingerprint": fingerprint,
+        "rejected": dataset.REJECTED if has_rejects else None,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }

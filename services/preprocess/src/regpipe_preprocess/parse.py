@@ -2,8 +2,10 @@
 
 Every numeric column is parsed as float64 (an ``int`` column must then hold whole numbers),
 string columns stay strings. A row is rejected, with its line and the first offending column,
-when it has the wrong number of fields, a value that is not a number, a non-finite number, a
-fraction in an ``int`` column, or a value outside the spec's range.
+when it is not UTF-8 (reason ``encoding``), has an odd number of ``"`` (a quoted field may not
+span lines: each physical line is one row, whatever the block size), has the wrong number of
+fields, a value that is not a number, a non-finite number, a magnitude above
+``MAX_ABS_VALUE``, a fraction in an ``int`` column, or a value outside the spec's range.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from regpipe_common.dataset import MAX_ABS_VALUE
 from regpipe_common.spec import DatasetSpec
 
 NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "None"]
 MAX_RAW_CHARS = 500
+ENCODING = "encoding"
+UNBALANCED_QUOTE = "odd number of '\"': a quoted field may not span lines"
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,10 @@ def arrow_types(spec: DatasetSpec, as_text: bool = False) -> dict[str, pa.DataTy
 def parse_csv_block(data: bytes, header: list[str], spec: DatasetSpec, skip_header: bool) -> Parsed:
     """Parse one block of CSV text (whole lines). The fast path parses straight to float64; a
     block with an unparseable number is parsed again as text to find the bad rows."""
+    body = data.partition(b"\n")[2] if skip_header else data
+    if not body:  # a tiny block may hold no line, or the header only
+        return _empty(spec)
+    data, screened = screen_lines(data, header, spec.delimiter, skip_header)
     invalid: list[tuple[int, str]] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -102,7 +111,7 @@ def parse_csv_block(data: bytes, header: list[str], spec: DatasetSpec, skip_head
             Reject(int(row_lines[r.line]), r.column, r.reason, r.raw) for r in text_rejects
         ]
         row_lines = row_lines[keep]
-    rejects = [
+    rejects = screened + [
         Reject(n, None, f"expected {len(header)} fields", text[:MAX_RAW_CHARS])
         for n, text in bad_shape
     ]
@@ -111,7 +120,62 @@ def parse_csv_block(data: bytes, header: list[str], spec: DatasetSpec, skip_head
     rejects += value_rejects
     if rejects:
         rejects = _with_raw_lines(rejects, data)
-    return Parsed(table, row_lines, rejects, rows_read=n_lines - len(blank))
+    rejects.sort(key=lambda r: r.line)
+    return Parsed(table, row_lines, rejects, rows_read=n_lines - len(blank) + len(screened))
+
+
+def _empty(spec: DatasetSpec) -> Parsed:
+    types = arrow_types(spec)
+    table = pa.table({name: pa.array([], type=kind) for name, kind in types.items()})
+    return Parsed(table, np.zeros(0, dtype=np.int64), [], rows_read=0)
+
+
+def screen_lines(
+    data: bytes, header: list[str], delimiter: str, skip_header: bool
+) -> tuple[bytes, list[Reject]]:
+    """Reject the lines (1-based in ``data``) that are not UTF-8 or have an odd number of
+    quotes, and blank them so that the CSV parser neither fails nor joins lines."""
+    first = 1 if skip_header else 0
+    odd = [i for i in map(int, _odd_quote_lines(data)) if i >= first] if b'"' in data else []
+    try:
+        data.decode("utf-8")
+        utf8 = True
+    except UnicodeDecodeError:
+        utf8 = False
+    if utf8 and not odd:
+        return data, []  # the common case: no line is split into a list
+    lines = data.split(b"\n")
+    bad = {i: Reject(i + 1, None, UNBALANCED_QUOTE, _raw(lines[i])) for i in odd}
+    for i, line in enumerate(lines):
+        offset = None if utf8 or i < first or i in bad else _first_bad_byte(line)
+        if offset is not None:
+            field = line[:offset].count(delimiter.encode())
+            column = header[field] if field < len(header) else None
+            bad[i] = Reject(i + 1, column, ENCODING, _raw(line))
+    for i in bad:
+        lines[i] = b" "  # a one-field line: the parser skips it as blank, numbering holds
+    return b"\n".join(lines), sorted(bad.values(), key=lambda r: r.line)
+
+
+def _odd_quote_lines(data: bytes) -> np.ndarray:
+    """0-based indexes of the lines of ``data`` that hold an odd number of ``"``."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    newlines = np.flatnonzero(buf == ord("\n"))
+    quote_line = np.searchsorted(newlines, np.flatnonzero(buf == ord('"')))
+    return np.flatnonzero(np.bincount(quote_line, minlength=len(newlines) + 1) % 2)
+
+
+def _first_bad_byte(line: bytes) -> int | None:
+    """The offset of the first byte that is not UTF-8; None for a UTF-8 line."""
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start
+    return None
+
+
+def _raw(line: bytes) -> str:
+    return line.rstrip(b"\r").decode("utf-8", "replace")[:MAX_RAW_CHARS]
 
 
 def _numbers_from_text(text: pa.Table, spec: DatasetSpec) -> tuple[pa.Table, list[Reject]]:
@@ -149,7 +213,10 @@ def check_values(
             continue
         values = table.column(column.name).to_numpy(zero_copy_only=False)  # nulls -> nan
         with np.errstate(invalid="ignore"):
-            checks = [(np.isinf(values), "non-finite value")]
+            checks = [
+                (np.isinf(values), "non-finite value"),
+                (np.abs(values) > MAX_ABS_VALUE, f"out of range (magnitude > {MAX_ABS_VALUE:g})"),
+            ]
             if column.type == "int":
                 checks.append(
                     (np.isfinite(values) & (values != np.floor(values)), "not an integer")

@@ -6,6 +6,7 @@ gzip CSV file (read as a stream, block by block), or one row group of a Parquet 
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from dataclasses import dataclass
@@ -114,7 +115,8 @@ def open_text_head(f: InputFile, nbytes: int) -> bytes:
 
 
 def csv_header(head: bytes, delimiter: str, url: str) -> list[str]:
-    first_line = head.split(b"\n", 1)[0].rstrip(b"\r")
+    """The column names of the first line; a UTF-8 byte-order mark before it is not a name."""
+    first_line = head.split(b"\n", 1)[0].rstrip(b"\r").removeprefix(codecs.BOM_UTF8)
     if not first_line.strip():
         raise DataError(f"{url}: file is empty (no header line)")
     try:

@@ -12,6 +12,8 @@ import pyarrow.parquet as pq
 from fsspec.utils import read_block
 
 from regpipe_common import storage
+from regpipe_common.dataset import SPLITS
+from regpipe_common.errors import DataError
 from regpipe_common.spec import DatasetSpec
 
 from .parse import Reject, parse_csv_block, typed_parquet_table
@@ -20,14 +22,13 @@ from .split import content_sum, is_test, row_hash
 from .stats import Moments
 
 MAX_REJECTS_KEPT = 1000  # per unit; the counts stay exact
-SPLITS = ("train", "test")
 
 
 @dataclass(frozen=True)
 class JobContext:
     spec: DatasetSpec
     headers: dict[str, list[str]]  # CSV header of each input file
-    staging_url: str
+    version_url: str  # the unpublished version folder the parts go to
     seed: int
     test_fraction: float
     stream_block_bytes: int
@@ -51,7 +52,7 @@ class _PartWriter:
     """Opens ``<split>/part-<unit>.parquet`` on the first non-empty batch."""
 
     def __init__(self, ctx: JobContext, unit: Unit, split: str):
-        self.url = storage.join(ctx.staging_url, split, f"part-{unit.index:05d}.parquet")
+        self.url = storage.join(ctx.version_url, split, f"part-{unit.index:05d}.parquet")
         self.writer: pq.ParquetWriter | None = None
         self.handle = None
 
@@ -96,8 +97,7 @@ def _read_unit(unit: Unit, ctx: JobContext):
     fs, path = storage.filesystem(unit.file.url)
     spec = ctx.spec
     if unit.file.kind == "parquet":
-        with fs.open(path, "rb") as handle:
-            table = pq.ParquetFile(handle).read_row_group(unit.offset, columns=spec.column_names)
+        table = _read_row_group(unit, spec.column_names)
         yield typed_parquet_table(table, 0, spec), table.num_rows
         return
     header = ctx.headers[unit.file.url]
@@ -111,6 +111,18 @@ def _read_unit(unit: Unit, ctx: JobContext):
         for data in _line_blocks(handle, ctx.stream_block_bytes):
             yield parse_csv_block(data, header, spec, first), data.count(b"\n")
             first = False
+
+
+def _read_row_group(unit: Unit, columns: list[str]) -> pa.Table:
+    """One row group of a Parquet file; a damaged file is a DataError naming it."""
+    fs, path = storage.filesystem(unit.file.url)
+    try:
+        with fs.open(path, "rb") as handle:
+            return pq.ParquetFile(handle).read_row_group(unit.offset, columns=columns)
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(
+            f"{unit.file.url}: row group {unit.offset} is not readable Parquet ({exc})"
+        ) from None
 
 
 def _line_blocks(handle, size: int):

@@ -13,7 +13,7 @@ from regpipe_common import storage
 from regpipe_common.errors import DataError
 from regpipe_common.spec import DatasetSpec
 
-from .parse import NULL_VALUES, to_number
+from .parse import NULL_VALUES, screen_lines, to_number
 from .sources import InputFile, csv_header, open_text_head
 
 SAMPLE_BYTES = 1 << 20
@@ -46,6 +46,7 @@ def _validate_csv(f: InputFile, spec: DatasetSpec) -> list[str]:
     head = open_text_head(f, SAMPLE_BYTES)
     header = csv_header(head, spec.delimiter, f.url)
     check_columns(f.url, header, spec)
+    head, _ = screen_lines(head, header, spec.delimiter, skip_header=True)  # rejected later
     sample = pacsv.read_csv(
         io.BytesIO(head),
         read_options=pacsv.ReadOptions(column_names=header, skip_rows=1, use_threads=False),
@@ -81,7 +82,7 @@ def _validate_parquet(f: InputFile, spec: DatasetSpec) -> list[str]:
     try:
         with fs.open(path, "rb") as handle:
             schema = pq.read_schema(handle)
-    except pa.ArrowInvalid as exc:
+    except (OSError, pa.ArrowException) as exc:
         raise DataError(f"{f.url}: not a readable Parquet file ({exc})") from None
     check_columns(f.url, schema.names, spec)
     for column in spec.columns:

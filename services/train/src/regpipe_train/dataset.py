@@ -10,22 +10,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from regpipe_common import publish, storage
+from regpipe_common import storage
+from regpipe_common.dataset import MANIFEST, part_url, read_manifest
 from regpipe_common.errors import DataError
 
-MANIFEST = "manifest.json"
-FORMAT = "regpipe-dataset/1"
-STAT_KEYS = ("count", "mean", "var")
 # Tags that keep the random streams for validation rows, row order and partition order apart.
 VALIDATION_STREAM = 1
 ROW_STREAM = 2
 ORDER_STREAM = 3
-
-
-class ManifestError(DataError):
-    """The manifest is missing, unreadable or incomplete."""
 
 
 class EmptySplitError(DataError):
@@ -81,20 +76,10 @@ class Dataset:
 
 
 def load_dataset(url: str) -> Dataset:
-    """Read and check ``<url>/manifest.json``; any problem is a :class:`DataError`."""
-    manifest_url = storage.join(url, MANIFEST)
-    try:
-        doc = publish.read_json(manifest_url)
-    except FileNotFoundError:
-        raise ManifestError(
-            f"{manifest_url} not found: the dataset is missing or incomplete "
-            "(the preprocess service writes the manifest last)"
-        ) from None
-    except ValueError as exc:
-        raise ManifestError(f"{manifest_url} is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise ManifestError(f"{manifest_url} is not a JSON object")
-    _check_manifest(doc, manifest_url)
+    """Read and check the dataset's manifest (:mod:`regpipe_common.dataset`, either layout);
+    any problem is a :class:`DataError`."""
+    doc = read_manifest(url)
+    where = storage.join(url, MANIFEST)
     features = list(doc["features"])
     stats = doc["features"]
     dataset = Dataset(
@@ -104,71 +89,37 @@ def load_dataset(url: str) -> Dataset:
         target=str(doc["target"]["name"]),
         mean=np.array([float(stats[f]["mean"]) for f in features]),
         var=np.array([float(stats[f]["var"]) for f in features]),
-        train=_parts(url, doc["splits"]["train"], manifest_url, "train"),
-        test=_parts(url, doc["splits"]["test"], manifest_url, "test"),
+        train=_parts(url, doc["splits"]["train"]),
+        test=_parts(url, doc["splits"]["test"]),
     )
     if dataset.train_rows == 0:
-        raise EmptySplitError(f"{manifest_url}: the train split is empty (0 rows)")
+        raise EmptySplitError(f"{where}: the train split is empty (0 rows)")
     if sum(p.rows for p in dataset.test) == 0:
-        raise EmptySplitError(f"{manifest_url}: the test split is empty (0 rows)")
+        raise EmptySplitError(f"{where}: the test split is empty (0 rows)")
     return dataset
 
 
-def _check_manifest(doc: dict[str, Any], where: str) -> None:
-    missing = [k for k in ("features", "target", "splits", "fingerprint") if k not in doc]
-    if missing:
-        raise ManifestError(f"{where} is incomplete: missing key(s) {', '.join(missing)}")
-    if doc.get("format", FORMAT) != FORMAT:
-        raise ManifestError(f"{where}: format {doc['format']!r} is not {FORMAT!r}")
-    features = doc["features"]
-    if not isinstance(features, dict) or not features:
-        raise ManifestError(f"{where}: 'features' must name at least one feature with its stats")
-    for name, stats in features.items():
-        _check_stats(stats, f"{where}: feature {name!r}")
-    target = doc["target"]
-    if not isinstance(target, dict) or "name" not in target:
-        raise ManifestError(f"{where}: 'target' lacks its 'name'")
-    _check_stats(target, f"{where}: target {target['name']!r}")
-    splits = doc["splits"]
-    for split in ("train", "test"):
-        if not isinstance(splits, dict) or not isinstance(splits.get(split), list):
-            raise ManifestError(f"{where}: 'splits' lacks the {split!r} partition list")
-
-
-def _check_stats(stats: Any, what: str) -> None:
-    if not isinstance(stats, dict):
-        raise ManifestError(f"{what} has no statistics")
-    missing = [k for k in STAT_KEYS if k not in stats]
-    if missing:
-        raise ManifestError(f"{what} lacks statistic(s) {', '.join(missing)}")
-    values = [stats[k] for k in STAT_KEYS]
-    if not all(isinstance(v, int | float) and np.isfinite(v) for v in values):
-        raise ManifestError(f"{what} has a non-numeric or non-finite statistic: {stats}")
-    if stats["var"] < 0:
-        raise ManifestError(f"{what} has a negative variance")
-
-
-def _parts(url: str, entries: list[Any], where: str, split: str) -> list[Part]:
-    parts = []
-    for i, entry in enumerate(entries):
-        if not isinstance(entry, dict) or "path" not in entry or "rows" not in entry:
-            raise ManifestError(f"{where}: {split} partition #{i} lacks 'path' or 'rows'")
-        parts.append(Part(url=storage.join(url, entry["path"]), rows=int(entry["rows"]), index=i))
+def _parts(url: str, entries: list[dict[str, Any]]) -> list[Part]:
+    parts = [Part(part_url(url, e), int(e["rows"]), i) for i, e in enumerate(entries)]
     return [p for p in parts if p.rows > 0]
 
 
 def read_partition(part: Part, features: list[str], target: str) -> tuple[np.ndarray, np.ndarray]:
     """One partition's features as a C-ordered float64 matrix and its target, checked."""
     fs, path = storage.filesystem(part.url)
+    columns = [*features, target]
     try:
         parquet = pq.ParquetFile(path, filesystem=fs)
+        missing = [c for c in columns if c not in parquet.schema_arrow.names]
+        if missing:
+            raise PartitionError(
+                f"{part.url}: column(s) {', '.join(missing)} missing from partition"
+            )
+        table = parquet.read(columns=columns)
     except FileNotFoundError:
         raise PartitionError(f"{part.url}: partition listed in the manifest not found") from None
-    columns = [*features, target]
-    missing = [c for c in columns if c not in parquet.schema_arrow.names]
-    if missing:
-        raise PartitionError(f"{part.url}: column(s) {', '.join(missing)} missing from partition")
-    table = parquet.read(columns=columns)
+    except (OSError, pa.ArrowException) as exc:
+        raise PartitionError(f"{part.url}: not a readable Parquet file ({exc})") from None
     if table.num_rows != part.rows:
         raise PartitionError(f"{part.url}: {table.num_rows} rows, the manifest says {part.rows}")
     x = np.empty((table.num_rows, len(features)))
