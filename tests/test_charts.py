@@ -768,3 +768,25 @@ def test_gateway_check_refuses_what_the_crd_refuses() -> None:
     bad["spec"]["rules"][0]["matches"][0]["path"]["type"] = "Prefix"
     with pytest.raises(AssertionError, match="type must be equal to one of the allowed values"):
         validate_gateway(bad)
+
+
+@pytest.mark.parametrize("chart", list(OPTIONS))
+def test_chart_readme_is_generated_from_the_param_comments(chart: str, tmp_path: Path) -> None:
+    """bitnami's readme-generator-for-helm, run on a copy, changes nothing in README.md.
+
+    It also refuses a values.yaml with a key that has no @param: every value is documented.
+    """
+    generator = npm_tools() / ".bin" / "readme-generator"
+    for name in ("values.yaml", "README.md"):
+        shutil.copy(CHARTS / chart / name, tmp_path / name)
+    done = subprocess.run(
+        [generator, "--values", "values.yaml", "--readme", "README.md"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert (tmp_path / "README.md").read_text() == (CHARTS / chart / "README.md").read_text(), (
+        "run: make chart-docs"
+    )
