@@ -11,7 +11,7 @@ PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
 DATA   ?= data
 PORT   ?= 8080
 
-.PHONY: help setup run pipeline serve test test-fast lint format bench images charts clean
+.PHONY: help setup run pipeline serve test test-fast lint format bench images charts chart-docs clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -53,6 +53,14 @@ images: ## build the three service images (podman or docker; ENGINE=... to choos
 
 charts: setup ## render, lint and validate the Helm charts and skaffold.yaml with the real tools
 	$(BIN)/pytest -q tests/test_charts.py tests/test_skaffold.py tests/test_alerts.py
+
+chart-docs: ## write the charts' shared schema part and their READMEs (from the @param comments)
+	$(PYTHON) charts/common/schema/sync.py
+	cd tools/charts && npm ci --no-audit --no-fund
+	for chart in preprocess train predict; do \
+		tools/charts/node_modules/.bin/readme-generator --values charts/$$chart/values.yaml \
+			--readme charts/$$chart/README.md || exit 1; \
+	done
 
 clean: ## remove generated data and caches (keeps .venv)
 	rm -rf $(DATA) bench/out .pytest_cache .ruff_cache

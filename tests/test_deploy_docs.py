@@ -1,7 +1,8 @@
 """Every command of the README's "Deploy" section is checked.
 
 - `helm upgrade --install RELEASE CHART ...`: the flags are parsed with Helm's own --set,
-  --set-file and --set-string parsers (helm-python-sdk), the chart is rendered with those values
+  --set-file and --set-string parsers (helm-python-sdk; --wait, --wait-for-jobs and --timeout
+  only change how Helm waits), the chart is rendered with those values
   (values.schema.json applies), linted strictly, and every manifest validated (kubernetes-validate
   strict for 1.29 and 1.33; the Prometheus Operator's CRDs against their generated models);
 - `docker build -f ...`: the Dockerfile exists (tests/test_images.py builds it for real);
@@ -9,6 +10,8 @@
 - `.venv/bin/python charts/predict/dashboards/build.py`: the script exists and its output is the
   checked-in dashboard (tests/test_charts.py).
 A command of any other kind fails the test: the section may only say what the tests prove.
+The walkthrough's three commands also run for real, in order, on an empty volume under
+`podman kube play` (tests/test_images.py::test_readme_walkthrough_on_an_empty_volume).
 """
 
 from __future__ import annotations
@@ -57,7 +60,12 @@ def validate(doc: dict) -> None:
         kubernetes_validate.validate(doc, version, strict=True)
 
 
-def check_helm(args: list[str]) -> None:
+# Flags of `helm upgrade --install` that change how Helm waits, not what it renders.
+WAIT_FLAGS = {"--create-namespace", "--wait", "--wait-for-jobs", "--atomic"}
+
+
+def helm_release(args: list[str]) -> tuple[str, str, str, dict]:
+    """(release, chart, namespace, values) of `helm upgrade --install ...`, flags parsed by Helm."""
     assert args[:3] == ["helm", "upgrade", "--install"], args
     release, chart, rest = args[3], args[4], args[5:]
     assert (ROOT / chart / "Chart.yaml").exists(), chart
@@ -66,12 +74,14 @@ def check_helm(args: list[str]) -> None:
     i = 0
     while i < len(rest):
         flag = rest[i]
-        if flag == "--create-namespace":
+        if flag in WAIT_FLAGS:
             i += 1
             continue
         value = rest[i + 1]
         if flag in ("-n", "--namespace"):
             namespace = value
+        elif flag == "--timeout":
+            assert re.fullmatch(r"(\d+[hms])+", value), f"--timeout {value} is not a duration"
         elif flag == "--set":
             values = merge(values, helm_python.parse_set_string(value))
         elif flag == "--set-string":
@@ -83,6 +93,11 @@ def check_helm(args: list[str]) -> None:
         else:
             pytest.fail(f"flag {flag} is not checked by this test")
         i += 2
+    return release, chart, namespace, values
+
+
+def check_helm(args: list[str]) -> None:
+    release, chart, namespace, values = helm_release(args)
     out = helm_python.Chart.load(ROOT / chart).render(values, name=release, namespace=namespace)
     docs = [
         d for p, t in out.items() if not p.endswith("NOTES.txt") for d in yaml.safe_load_all(t) if d
@@ -107,6 +122,57 @@ def check_docker(args: list[str]) -> None:
     assert args[:2] == ["docker", "build"] and args[-1] == "."
     dockerfile = args[args.index("-f") + 1]
     assert (ROOT / dockerfile).is_file(), dockerfile
+
+
+def walkthrough() -> list[list[str]]:
+    """The README's first `helm upgrade --install` of each chart, in the order written."""
+    first: dict[str, list[str]] = {}
+    for command in commands():
+        args = shlex.split(command)
+        if args[:3] == ["helm", "upgrade", "--install"]:
+            first.setdefault(Path(args[4]).name, args)
+    return list(first.values())
+
+
+def render_docs(args: list[str]) -> list[dict]:
+    release, chart, namespace, values = helm_release(args)
+    out = helm_python.Chart.load(ROOT / chart).render(values, name=release, namespace=namespace)
+    return [
+        d for p, t in out.items() if not p.endswith("NOTES.txt") for d in yaml.safe_load_all(t) if d
+    ]
+
+
+def claims(docs: list[dict]) -> set[str]:
+    pods = [d["spec"]["template"]["spec"] for d in docs if d["kind"] in ("Job", "Deployment")]
+    return {
+        v["persistentVolumeClaim"]["claimName"]
+        for pod in pods
+        for v in pod["volumes"]
+        if "persistentVolumeClaim" in v
+    }
+
+
+def test_the_walkthrough_works_on_an_empty_cluster() -> None:
+    """preprocess loads the sample onto the volume it creates; train and predict mount that claim.
+
+    Each batch command waits for its Job (`--wait --wait-for-jobs`), so the next one starts on
+    its output. tests/test_images.py runs the three for real under podman kube play.
+    """
+    steps = walkthrough()
+    assert [Path(args[4]).name for args in steps] == ["preprocess", "train", "predict"]
+    for args in steps[:2]:
+        assert "--wait" in args and "--wait-for-jobs" in args, args
+    preprocess = render_docs(steps[0])
+    [claim] = [d["metadata"]["name"] for d in preprocess if d["kind"] == "PersistentVolumeClaim"]
+    [job] = [d for d in preprocess if d["kind"] == "Job"]
+    [init] = job["spec"]["template"]["spec"]["initContainers"]
+    assert init["name"] == "load-sample"
+    env = {
+        e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert init["command"][-1] == env["PREPROCESS_INPUT"], "the sample is written to the input"
+    for args in steps:
+        assert claims(render_docs(args)) == {claim}, args
 
 
 def test_the_section_has_the_commands_the_issue_asks_for() -> None:

