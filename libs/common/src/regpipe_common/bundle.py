@@ -22,11 +22,11 @@ import sklearn
 
 from . import publish, storage
 from .errors import BundleError
+from .registry import LATEST_FILE, move_latest, read_latest  # noqa: F401 (read_latest: re-export)
 from .safe_pickle import UnsafePickleError, safe_joblib_loads
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
-LATEST_FILE = "LATEST"
 REQUIRED_KEYS = (
     "name",
     "version",
@@ -82,13 +82,23 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def publish_bundle(models_url: str, name: str, model: Any, metadata: dict[str, Any]) -> str:
+def publish_bundle(
+    models_url: str,
+    name: str,
+    model: Any,
+    metadata: dict[str, Any],
+    *,
+    version: str | None = None,
+    files: dict[str, bytes] | None = None,
+    promote: bool = True,
+) -> str:
     """Publish ``model`` with ``metadata`` as a new version of ``name``; return the version.
 
     The keys ``name``, ``version``, ``sha256``, ``library_versions`` and ``created_at`` are
-    filled in here.
+    filled in here. ``files`` (e.g. ``report.html``) are written beside the model, before the
+    metadata. ``LATEST`` moves to the new version (and the history logs it) only if ``promote``.
     """
-    version = new_version()
+    version = version or new_version()
     buffer = io.BytesIO()
     joblib.dump(model, buffer)
     payload = buffer.getvalue()
@@ -107,8 +117,11 @@ def publish_bundle(models_url: str, name: str, model: Any, metadata: dict[str, A
     version_url = storage.join(model_root, version)
     with publish.staging_folder(version_url) as staging:
         storage.write_bytes_atomic(storage.join(staging, MODEL_FILE), payload)
+        for file_name, data in (files or {}).items():
+            storage.write_bytes_atomic(storage.join(staging, file_name), data)
         publish.publish_folder(staging, version_url, doc, manifest_name=METADATA_FILE)
-    storage.write_text_atomic(storage.join(model_root, LATEST_FILE), version + "\n")
+    if promote:
+        move_latest(model_root, version, "publish")
     return version
 
 
@@ -141,14 +154,6 @@ def older_version_urls(model_uri: str, than: str) -> list[str]:
         return []
     versions = [n for n in names if n[:1].isdigit() and ".staging-" not in n and n < than]
     return [storage.join(model_uri.rstrip("/"), n) for n in sorted(versions, reverse=True)]
-
-
-def read_latest(model_uri: str) -> str | None:
-    """The version named by ``<model_uri>/LATEST``, or None if there is none."""
-    try:
-        return storage.read_text(storage.join(model_uri.rstrip("/"), LATEST_FILE)).strip() or None
-    except FileNotFoundError:
-        return None
 
 
 def read_metadata(version_url: str) -> dict[str, Any]:
