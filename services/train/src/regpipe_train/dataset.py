@@ -22,6 +22,7 @@ STAT_KEYS = ("count", "mean", "var")
 VALIDATION_STREAM = 1
 ROW_STREAM = 2
 ORDER_STREAM = 3
+SAMPLE_STREAM = 4  # the test rows the report plots
 
 
 class ManifestError(DataError):
