@@ -75,6 +75,7 @@ def learning_curve(meta: dict[str, Any]) -> bytes:
     best = params.get("best_epoch")
     if best:
         ax.axvline(best, color="tab:red", ls=":", label=f"chosen epoch {best}")
+    ax.set_xlim(0.5, max([h["epoch"] for h in history] + [1]) + 0.5)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("R²")
