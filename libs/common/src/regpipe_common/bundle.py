@@ -27,6 +27,9 @@ from .safe_pickle import UnsafePickleError, safe_joblib_loads
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
+# Optional: the training report, one self-contained page that fetches nothing.
+REPORT_FILE = "report.html"
+REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 REQUIRED_KEYS = (
     "name",
     "version",

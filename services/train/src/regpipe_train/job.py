@@ -97,7 +97,7 @@ def run(settings: TrainSettings) -> TrainResult:
     return TrainResult(
         version=version,
         metadata={**metadata, "name": settings.name, "version": version},
-        report_url=storage.join(settings.models, settings.name, version, html_report.REPORT_FILE),
+        report_url=storage.join(settings.models, settings.name, version, bundle.REPORT_FILE),
     )
 
 

@@ -27,16 +27,14 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 from regpipe_common import registry, storage
-from regpipe_common.bundle import read_metadata
+from regpipe_common.bundle import REPORT_CSP, REPORT_FILE, read_metadata
 
-REPORT_FILE = "report.html"
 CHARTS = {
     "learning_curve.png": "Learning curve",
     "predicted_vs_actual.png": "Predicted vs actual (test sample)",
     "residuals.png": "Residuals (test sample)",
     "coefficients.png": "Coefficients (effect of one standard deviation)",
 }
-CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 
 def fmt(value: Any) -> str:
@@ -253,7 +251,7 @@ def render_html(meta: dict[str, Any], pngs: dict[str, bytes]) -> str:
     figures = "".join(_figure(name, pngs[name]) for name in CHARTS if name in pngs)
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        f'<meta http-equiv="Content-Security-Policy" content="{REPORT_CSP}">'
         f"<title>regpipe model {html.escape(title)}</title><style>{STYLE}</style></head><body>"
         f'<h1>Model <span data-key="name">{html.escape(meta["name"])}</span></h1>'
         f'<p class="sub">version <code data-key="version">{html.escape(meta["version"])}</code>'
