@@ -513,3 +513,17 @@ def test_train_settings_reach_the_environment() -> None:
     assert env["TRAIN_EPOCHS"] == "3"
     assert env["TRAIN_NAME"] == "m1"
     assert env["TRAIN_DATA"] == "/data/prepared/flights"
+
+
+def test_train_job_is_not_retried_when_the_gate_refuses_the_model() -> None:
+    """regpipe-train exits 3 when it published a version that the gate did not promote."""
+    docs = render("train", {"cronjob": {"enabled": True}})
+    [job] = by_kind(docs, "Job")
+    [cron] = by_kind(docs, "CronJob")
+    for spec in (job["spec"], cron["spec"]["jobTemplate"]["spec"]):
+        [rule] = spec["podFailurePolicy"]["rules"]
+        assert rule == {
+            "action": "FailJob",
+            "onExitCodes": {"containerName": "train", "operator": "In", "values": [3]},
+        }
+        assert spec["template"]["spec"]["restartPolicy"] == "Never"
