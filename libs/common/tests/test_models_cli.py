@@ -133,6 +133,16 @@ def test_verify(models: str) -> None:
     assert code == 0 and f"m/{v1}" in out
 
 
+def test_rollback_in_a_store_from_before_the_history_log(models: str) -> None:
+    v1, v2, v3 = publish_three(models)
+    root = storage.join(models, "m")
+    fs, path = storage.filesystem(storage.join(root, registry.HISTORY_FILE))
+    fs.rm(path)  # as published before the log existed: every publish moved LATEST
+    assert cli(models, "rollback", "m")[1] == f"LATEST of m: {v3} -> {v2}\n"
+    assert cli(models, "rollback", "m")[1] == f"LATEST of m: {v2} -> {v1}\n"
+    assert cli(models, "rollback", "m")[0] == 2 and latest(models) == v1
+
+
 def test_prune_keeps_latest_and_the_one_before(models: str) -> None:
     versions = publish_three(models) + publish_three(models)
     root = storage.join(models, "m")

@@ -57,12 +57,15 @@ def move_latest(model_root: str, version: str, action: str) -> dict[str, Any]:
 def promotion_stack(model_root: str) -> list[str]:
     """The promoted versions, oldest first, as rollbacks see them: the last one is ``LATEST``.
 
-    A publish or promote pushes its version; a rollback pops the current one. A ``LATEST``
-    that the log does not end with (edited by hand, or a crash before the log was written)
-    counts as promoted last.
+    A publish or promote pushes its version; a rollback pops back to its version. Versions from
+    before the log (when every publish moved ``LATEST``) start the stack, up to the ``LATEST``
+    the log started from. A ``LATEST`` that the log does not end with (edited by hand, or a
+    crash before the log was written) counts as promoted last.
     """
-    stack: list[str] = []
-    for entry in read_history(model_root):
+    history = read_history(model_root)
+    base = history[0].get("previous") if history else read_latest(model_root)
+    stack = [v for v in version_names(model_root) if base is not None and v <= base]
+    for entry in history:
         if entry.get("action") == "rollback":
             while stack and stack[-1] != entry["version"]:
                 stack.pop()
