@@ -89,3 +89,24 @@ def test_incompatible_features_need_force(make_dataset, dataset_writer, train, t
     assert "takes features" in decision["reason"]
     forced = train(fewer, "--epochs", "2", "--force")
     assert forced.code == 0 and forced.metadata["features"] == ["f00", "f01", "f02", "f03", "f04"]
+
+
+def test_gate_and_report_on_s3(make_dataset, train, s3_env):
+    import s3fs
+
+    fs = s3fs.S3FileSystem()
+    fs.mkdir("regpipe-gate")
+    models = "s3://regpipe-gate/models"
+    data = make_dataset(ROWS)
+    assert train(data, "--epochs", "2", models=models).code == 0
+    first = registry.read_latest(f"{models}/m")
+    assert train(data, *WORSE, models=models).code == NOT_PROMOTED
+    assert registry.read_latest(f"{models}/m") == first
+    versions = registry.version_names(f"{models}/m")
+    assert len(versions) == 2 and versions[0] == first
+    fs.invalidate_cache()
+    meta = json.loads(fs.cat(f"regpipe-gate/models/m/{versions[1]}/metadata.json"))
+    assert meta["promotion"]["promoted"] is False and meta["promotion"]["current_version"] == first
+    page = fs.cat(f"regpipe-gate/models/m/{versions[1]}/report.html").decode()
+    assert "NOT promoted" in page and meta["version"] in page
+    assert [h["version"] for h in registry.read_history(f"{models}/m")] == [first]
