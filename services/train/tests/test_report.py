@@ -16,6 +16,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from regpipe_train.report import CHARTS, main
@@ -202,6 +203,14 @@ def test_report_renders_offline_with_the_metadata_numbers(two_versions: Path, tm
         value = expected(meta, key)
         assert as_number(text) == pytest.approx(value, rel=1e-3 if abs(value) < 1e-3 else 1e-5)
     assert as_number(numeric["data.test"]) == meta["metrics"]["rows"]
+    # The coefficients in original units are the model's: they predict what it predicts.
+    from regpipe_common.bundle import load_bundle
+
+    coef = meta["coefficients"]
+    rows = np.array([[meta["feature_stats"][f]["max"] for f in meta["features"]]])
+    per_unit = {r["feature"]: r["per_unit"] for r in coef["features"]}
+    linear = rows[0] @ [per_unit[f] for f in meta["features"]] + coef["intercept"]
+    assert load_bundle(str(version_dir)).model.predict(rows)[0] == pytest.approx(linear)
     assert shot.stat().st_size > 50_000  # a rendered page, not a blank one
 
 

@@ -19,7 +19,7 @@ from regpipe_common.log import event
 from . import checkpoint, gate
 from . import report as html_report
 from .dataset import Dataset, load_dataset
-from .evaluate import Models, evaluate
+from .evaluate import Evaluation, Models, evaluate
 from .exact import Optimum, solve
 from .fit import FitState, fit, new_sgd
 from .model import build_pipeline
@@ -75,6 +75,13 @@ def run(settings: TrainSettings) -> TrainResult:
     metadata["promotion"] = gate.decide(
         metrics["sgd"], current, metrics.get("current"), settings.max_regression, settings.force
     )
+    return _publish(settings, pipeline, metadata, evaluation)
+
+
+def _publish(
+    settings: TrainSettings, pipeline: Any, metadata: dict[str, Any], evaluation: Evaluation
+) -> TrainResult:
+    """Write the report, publish the bundle (LATEST moves only if promoted), drop the checkpoint."""
     version = bundle.new_version()
     files = html_report.build(
         {**metadata, "name": settings.name, "version": version},
@@ -92,7 +99,7 @@ def run(settings: TrainSettings) -> TrainResult:
         files=files,
         promote=promoted,
     )
-    checkpoint.remove(ckpt_url)
+    checkpoint.remove(checkpoint.checkpoint_url(settings, metadata["dataset_fingerprint"]))
     event(log, "published", name=settings.name, version=version, promoted=promoted)
     return TrainResult(
         version=version,
