@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Debian packages the tests and benchmarks need: podman + buildah + runc + debootstrap (image
 # builds and `podman kube play`), prometheus + promtool (alert rules and the observability test),
-# wrk + hey (load generators). Idempotent: returns at once when everything is installed.
+# wrk + hey (load generators), chromium (renders the training report headless in its test).
+# Idempotent: returns at once when everything is installed.
 set -euo pipefail
 
-packages=(podman buildah runc debootstrap prometheus wrk hey)
+packages=(podman buildah runc debootstrap prometheus wrk hey chromium)
 
 missing=()
 for pkg in "${packages[@]}"; do

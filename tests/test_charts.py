@@ -792,3 +792,17 @@ def test_chart_readme_is_generated_from_the_param_comments(chart: str, tmp_path:
     assert (tmp_path / "README.md").read_text() == (CHARTS / chart / "README.md").read_text(), (
         "run: make chart-docs"
     )
+
+
+def test_train_job_is_not_retried_when_the_gate_refuses_the_model() -> None:
+    """regpipe-train exits 3 when it published a version that the gate did not promote."""
+    docs = render("train", {"cronjob": {"enabled": True}})
+    [job] = by_kind(docs, "Job")
+    [cron] = by_kind(docs, "CronJob")
+    for spec in (job["spec"], cron["spec"]["jobTemplate"]["spec"]):
+        [rule] = spec["podFailurePolicy"]["rules"]
+        assert rule == {
+            "action": "FailJob",
+            "onExitCodes": {"containerName": "train", "operator": "In", "values": [3]},
+        }
+        assert spec["template"]["spec"]["restartPolicy"] == "Never"

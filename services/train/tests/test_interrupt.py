@@ -68,6 +68,7 @@ def test_killed_run_keeps_latest_and_resume_matches_an_uninterrupted_run(
     assert load_bundle(str(models / "m")).version == old
     assert sorted(p.name for p in (models / "m").iterdir() if not p.name.startswith(".")) == [
         old,
+        "HISTORY.jsonl",
         "LATEST",
     ]
     (state_file,) = checkpoints.rglob("state.joblib")

@@ -21,7 +21,15 @@ def test_bundle_contents_and_sha256(make_dataset, train):
     assert run.code == 0
     meta = run.metadata
     version_dir = run.model_dir / run.latest
-    assert sorted(p.name for p in version_dir.iterdir()) == ["metadata.json", "model.joblib"]
+    assert sorted(p.name for p in version_dir.iterdir()) == [
+        "coefficients.png",
+        "learning_curve.png",
+        "metadata.json",
+        "model.joblib",
+        "predicted_vs_actual.png",
+        "report.html",
+        "residuals.png",
+    ]
     assert set(REQUIRED_KEYS) <= set(meta)
     assert meta["sha256"] == hashlib.sha256((version_dir / "model.joblib").read_bytes()).hexdigest()
     assert meta["name"] == "m" and meta["version"] == run.latest

@@ -25,11 +25,14 @@ import sklearn
 
 from . import publish, storage
 from .errors import BundleError, BundleNotFoundError
+from .registry import LATEST_FILE, move_latest, read_latest  # noqa: F401 (read_latest: re-export)
 from .safe_pickle import UnsafePickleError, safe_joblib_loads
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
-LATEST_FILE = "LATEST"
+# Optional: the training report, one self-contained page that fetches nothing.
+REPORT_FILE = "report.html"
+REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 REQUIRED_KEYS = (
     "name",
     "version",
@@ -52,6 +55,7 @@ class Bundle:
     model: Any
     metadata: dict[str, Any]
     url: str
+    probe_prediction: float | None = None  # on the training means (``probe_rows``' first row)
 
     @property
     def name(self) -> str:
@@ -85,13 +89,23 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def publish_bundle(models_url: str, name: str, model: Any, metadata: dict[str, Any]) -> str:
+def publish_bundle(
+    models_url: str,
+    name: str,
+    model: Any,
+    metadata: dict[str, Any],
+    *,
+    version: str | None = None,
+    files: dict[str, bytes] | None = None,
+    promote: bool = True,
+) -> str:
     """Publish ``model`` with ``metadata`` as a new version of ``name``; return the version.
 
     The keys ``name``, ``version``, ``sha256``, ``library_versions`` and ``created_at`` are
-    filled in here.
+    filled in here. ``files`` (e.g. ``report.html``) are written beside the model, before the
+    metadata. ``LATEST`` moves to the new version (and the history logs it) only if ``promote``.
     """
-    version = new_version()
+    version = version or new_version()
     buffer = io.BytesIO()
     joblib.dump(model, buffer)
     payload = buffer.getvalue()
@@ -110,9 +124,12 @@ def publish_bundle(models_url: str, name: str, model: Any, metadata: dict[str, A
     version_url = storage.join(model_root, version)
     with publish.staging_folder(version_url) as staging:
         storage.write_bytes_atomic(storage.join(staging, MODEL_FILE), payload)
+        for file_name, data in (files or {}).items():
+            storage.write_bytes_atomic(storage.join(staging, file_name), data)
         publish.publish_folder(staging, version_url, doc, manifest_name=METADATA_FILE)
     load_bundle(version_url)  # what a server will load must verify and predict first
-    storage.write_text_atomic(storage.join(model_root, LATEST_FILE), version + "\n")
+    if promote:
+        move_latest(model_root, version, "publish")
     return version
 
 
@@ -145,14 +162,6 @@ def older_version_urls(model_uri: str, than: str) -> list[str]:
         return []
     versions = [n for n in names if n[:1].isdigit() and ".staging-" not in n and n < than]
     return [storage.join(model_uri.rstrip("/"), n) for n in sorted(versions, reverse=True)]
-
-
-def read_latest(model_uri: str) -> str | None:
-    """The version named by ``<model_uri>/LATEST``, or None if there is none."""
-    try:
-        return storage.read_text(storage.join(model_uri.rstrip("/"), LATEST_FILE)).strip() or None
-    except FileNotFoundError:
-        return None
 
 
 def read_metadata(version_url: str) -> dict[str, Any]:
@@ -204,8 +213,8 @@ def load_bundle(model_uri: str) -> Bundle:
         raise BundleError(f"{model_url}: refused to unpickle: {exc}") from None
     except Exception as exc:
         raise BundleError(f"{model_url}: cannot be unpickled: {exc}") from None
-    check_predicts(model, metadata, model_url)
-    return Bundle(model=model, metadata=metadata, url=version_url)
+    probe = check_predicts(model, metadata, model_url)
+    return Bundle(model=model, metadata=metadata, url=version_url, probe_prediction=probe)
 
 
 def probe_rows(metadata: dict[str, Any]) -> np.ndarray:
@@ -215,8 +224,11 @@ def probe_rows(metadata: dict[str, Any]) -> np.ndarray:
     return np.array([means, [0.0] * len(means)], dtype=np.float64)
 
 
-def check_predicts(model: Any, metadata: dict[str, Any], where: str) -> None:
-    """Refuse a model that cannot predict finite values for the features its metadata names."""
+def check_predicts(model: Any, metadata: dict[str, Any], where: str) -> float:
+    """Refuse a model that cannot predict finite values for the features its metadata names.
+
+    Returns the prediction for the first probe row (the training means).
+    """
     if not isinstance(metadata.get("features"), list) or not metadata["features"]:
         raise BundleError(f"{where}: the metadata names no features")
     try:
@@ -232,3 +244,4 @@ def check_predicts(model: Any, metadata: dict[str, Any], where: str) -> None:
         raise BundleError(
             f"{where}: refused: the probe prediction is {out.tolist()!r} (expected 2 finite values)"
         )
+    return float(out[0])

@@ -11,7 +11,7 @@ from flask_smorest import Api
 
 from regpipe_common.log import configure_logging
 
-from . import __version__, errors, metrics, routes, schemas
+from . import __version__, errors, metrics, report_route, routes, schemas
 from .fastpath import PredictFastPath
 from .model_store import LoadedModel, ModelStore
 from .settings import Settings, from_env
@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None, start_store: bool = True) -> Fl
     api.spec.components.schema("InferRequest", schema=schemas.InferRequest)
     api.register_blueprint(routes.blp)
     api.register_blueprint(routes.v2)
+    api.register_blueprint(report_route.blp)
     app.add_url_rule(f"{SWAGGER_ASSETS}<path:filename>", "swagger_assets", _swagger_asset)
     errors.register(app)
     exporter = metrics.init_app(app)

@@ -29,6 +29,9 @@ HELP = {
     "power_t": "exponent of the inverse-scaling learning rate",
     "max_weight": "weights beyond max_weight x target std count as divergence",
     "checkpoint_dir": "checkpoint folder or URL (default <models>/<name>/.checkpoints)",
+    "max_regression": "promote only if the test R² is at most this much below the current "
+    "LATEST model's on the same test split",
+    "force": "move LATEST to the new version whatever the promotion gate says",
 }
 TYPES = {
     "epochs": int,
@@ -41,7 +44,15 @@ TYPES = {
     "eta0": float,
     "power_t": float,
     "max_weight": float,
+    "max_regression": float,
 }
+# Exit codes: 0 published and promoted, 1 a bug, 2 bad input (nothing published),
+# 3 published but not promoted by the gate (LATEST unchanged; a CI job stops the rollout).
+NOT_PROMOTED = 3
+EPILOG = (
+    "Exit codes: 0 published and promoted; 2 bad input, nothing published; 3 published but "
+    "NOT promoted by the gate (LATEST unchanged, the reason is printed); 1 unexpected failure."
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train Pipeline(StandardScaler, SGDRegressor) on a prepared dataset with "
         "Dask and publish a verified model bundle. Every flag falls back to the environment "
         "variable shown. Also: DASK_SCHEDULER_ADDRESS, LOG_LEVEL, LOG_FORMAT.",
+        epilog=EPILOG,
     )
     for dest, env in ENV_VARS.items():
         flag = "--" + dest.replace("_", "-")
@@ -59,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         if dest == "checkpoint_dir":
             shown = "default: unset"
         help_text = f"{HELP[dest]} [env {env}; {shown}]"
-        if dest == "resume":
+        if dest in ("resume", "force"):
             parser.add_argument(
                 flag, action=argparse.BooleanOptionalAction, default=defaults[dest], help=help_text
             )
@@ -71,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the job; 0 on success, 2 on a user-facing error, 1 on a bug."""
+    """Run the job; 0 promoted, 3 published but not promoted, 2 on bad input, 1 on a bug."""
     configure_logging()
     try:
         args = build_parser().parse_args(argv)
@@ -81,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging()  # again: importing distributed resets its loggers to INFO
         result = run(settings)
         report(result, sys.stdout)
+        if not result.promoted:
+            reason = result.metadata["promotion"]["reason"]
+            print(f"{PROG}: not promoted (LATEST unchanged): {reason}", file=sys.stderr)
+            return NOT_PROMOTED
         return 0
     except RegpipeError as exc:
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)

@@ -21,6 +21,7 @@ from regpipe_common.errors import DataError
 VALIDATION_STREAM = 1
 ROW_STREAM = 2
 ORDER_STREAM = 3
+SAMPLE_STREAM = 4  # the test rows the report plots
 
 
 class EmptySplitError(DataError):

@@ -1,5 +1,7 @@
-"""One training run: manifest → SGD epochs (checkpointed) → test metrics and the exact
-optimum → a published model bundle → a short printed report."""
+"""One training run: manifest → SGD epochs (checkpointed) → test metrics of the new model, the
+exact optimum and the current ``LATEST`` model in one pass → the promotion gate → a published
+model bundle with its ``report.html`` (``LATEST`` moved only if promoted) → a short printed
+report."""
 
 from __future__ import annotations
 
@@ -10,13 +12,14 @@ from typing import Any, TextIO
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from regpipe_common import bundle
+from regpipe_common import bundle, storage
 from regpipe_common.dask_client import dask_client
 from regpipe_common.log import event
 
-from . import checkpoint
+from . import checkpoint, gate
+from . import report as html_report
 from .dataset import Dataset, load_dataset
-from .evaluate import evaluate
+from .evaluate import Evaluation, Models, evaluate
 from .exact import Optimum, solve
 from .fit import FitState, fit, new_sgd
 from .model import build_pipeline
@@ -29,6 +32,11 @@ log = logging.getLogger(__name__)
 class TrainResult:
     version: str
     metadata: dict[str, Any]
+    report_url: str
+
+    @property
+    def promoted(self) -> bool:
+        return bool(self.metadata["promotion"]["promoted"])
 
 
 def run(settings: TrainSettings) -> TrainResult:
@@ -52,24 +60,67 @@ def run(settings: TrainSettings) -> TrainResult:
         assert state.gram is not None
         optimum = solve(state.gram, dataset.target_mean)
         sgd = state.model
-        metrics = evaluate(
-            client,
-            dataset,
-            {
-                "sgd": (sgd.coef_, float(sgd.intercept_[0]) + dataset.target_mean),
-                "optimum": (optimum.coef, optimum.intercept),
-            },
-        )
+        current = gate.current_model(settings.models, settings.name, dataset)
+        models: Models = {
+            "sgd": (sgd.coef_, float(sgd.intercept_[0]) + dataset.target_mean),
+            "optimum": (optimum.coef, optimum.intercept),
+        }
+        if current is not None and current.linear is not None:
+            models["current"] = current.linear
+        evaluation = evaluate(client, dataset, models)
+    metrics = evaluation.metrics
+    pipeline = build_pipeline(dataset, sgd)
     metadata = build_metadata(settings, dataset, state, optimum, metrics)
-    event(log, "publishing bundle", models=settings.models, name=settings.name)
-    version = bundle.publish_bundle(
-        settings.models, settings.name, build_pipeline(dataset, sgd), metadata
+    metadata["coefficients"] = original_units(pipeline, dataset.features)
+    metadata["promotion"] = gate.decide(
+        metrics["sgd"], current, metrics.get("current"), settings.max_regression, settings.force
     )
-    checkpoint.remove(ckpt_url)
-    event(log, "published", name=settings.name, version=version)
+    return _publish(settings, pipeline, metadata, evaluation)
+
+
+def _publish(
+    settings: TrainSettings, pipeline: Any, metadata: dict[str, Any], evaluation: Evaluation
+) -> TrainResult:
+    """Write the report, publish the bundle (LATEST moves only if promoted), drop the checkpoint."""
+    version = bundle.new_version()
+    files = html_report.build(
+        {**metadata, "name": settings.name, "version": version},
+        evaluation.actual,
+        evaluation.predicted["sgd"],
+    )
+    promoted = metadata["promotion"]["promoted"]
+    event(log, "publishing bundle", models=settings.models, name=settings.name, promote=promoted)
+    bundle.publish_bundle(
+        settings.models,
+        settings.name,
+        pipeline,
+        metadata,
+        version=version,
+        files=files,
+        promote=promoted,
+    )
+    checkpoint.remove(checkpoint.checkpoint_url(settings, metadata["dataset_fingerprint"]))
+    event(log, "published", name=settings.name, version=version, promoted=promoted)
     return TrainResult(
-        version=version, metadata={**metadata, "name": settings.name, "version": version}
+        version=version,
+        metadata={**metadata, "name": settings.name, "version": version},
+        report_url=storage.join(settings.models, settings.name, version, bundle.REPORT_FILE),
     )
+
+
+def original_units(pipeline: Any, features: list[str]) -> dict[str, Any]:
+    """The model's coefficients per unit and per standard deviation of each original feature,
+    largest effect first, and its intercept in the original units."""
+    scaler, sgd = pipeline[0], pipeline[-1]
+    per_std = np.asarray(sgd.coef_, dtype=np.float64)
+    per_unit = per_std / scaler.scale_
+    intercept = float(sgd.intercept_[0] - per_unit @ scaler.mean_)
+    rows = [
+        {"feature": f, "per_unit": float(u), "per_std": float(s)}
+        for f, u, s in zip(features, per_unit, per_std, strict=True)
+    ]
+    rows.sort(key=lambda r: -abs(r["per_std"]))
+    return {"intercept": intercept, "features": rows}
 
 
 def _initial_state(settings: TrainSettings, ckpt_url: str) -> FitState:
@@ -120,6 +171,10 @@ def build_metadata(
         "dataset": settings.data,
         "feature_stats": dataset.manifest["features"],
         "target_stats": dataset.manifest["target"],
+        "dataset_counts": {
+            key: dataset.manifest.get(f"rows_{key}")
+            for key in ("read", "rejected", "dropped_missing", "train", "test")
+        },
     }
 
 
@@ -133,5 +188,7 @@ def report(result: TrainResult, out: TextIO) -> None:
         f"  test    rmse {m['rmse']:.6g}  mae {m['mae']:.6g}  r2 {m['r2']:.6f}  rows {m['rows']}",
         f"  optimum rmse {o['rmse']:.6g}  mae {o['mae']:.6g}  r2 {o['r2']:.6f}  ({o['method']})",
         f"  gap     r2 {o['gap_r2']:.2e}  rmse {o['gap_rmse']:.2e}",
+        f"  {'promoted' if result.promoted else 'NOT promoted'}: {meta['promotion']['reason']}",
+        f"  report  {result.report_url}",
     ]
     out.write("\n".join(lines) + "\n")

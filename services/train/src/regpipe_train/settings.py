@@ -28,6 +28,8 @@ ENV_VARS: dict[str, str] = {
     "power_t": "TRAIN_POWER_T",
     "max_weight": "TRAIN_MAX_WEIGHT",
     "checkpoint_dir": "TRAIN_CHECKPOINT_DIR",
+    "max_regression": "TRAIN_MAX_REGRESSION",
+    "force": "TRAIN_FORCE",
 }
 
 
@@ -50,6 +52,8 @@ class TrainSettings:
     power_t: float = 0.25
     max_weight: float = 1e6
     checkpoint_dir: str | None = None
+    max_regression: float = 0.001
+    force: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -71,6 +75,10 @@ class TrainSettings:
             (self.alpha >= 0, f"--alpha must be >= 0, got {self.alpha}"),
             (self.eta0 > 0, f"--eta0 must be > 0, got {self.eta0}"),
             (self.max_weight > 0, f"--max-weight must be > 0, got {self.max_weight}"),
+            (
+                self.max_regression >= 0,
+                f"--max-regression must be >= 0, got {self.max_regression}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -79,7 +87,15 @@ class TrainSettings:
     def training_params(self) -> dict[str, Any]:
         """The settings that change the fitted model (they key the checkpoint)."""
         doc = asdict(self)
-        for key in ("data", "models", "name", "resume", "checkpoint_dir"):
+        for key in (
+            "data",
+            "models",
+            "name",
+            "resume",
+            "checkpoint_dir",
+            "max_regression",
+            "force",
+        ):
             doc.pop(key)
         return doc
 
@@ -109,4 +125,6 @@ def env_defaults() -> dict[str, Any]:
         "power_t": env_float(ENV_VARS["power_t"], d["power_t"].default),
         "max_weight": env_float(ENV_VARS["max_weight"], d["max_weight"].default),
         "checkpoint_dir": env_str(ENV_VARS["checkpoint_dir"]),
+        "max_regression": env_float(ENV_VARS["max_regression"], d["max_regression"].default),
+        "force": env_bool(ENV_VARS["force"], d["force"].default),
     }
