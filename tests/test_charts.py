@@ -78,6 +78,7 @@ OPTIONS = {
         "existing-spec": {"spec": {"existingConfigMap": "flights-spec", "content": ""}},
     },
     "train": {**JOB_OPTIONS, "resume": {"resume": True, "epochs": 3}},
+    "score": {**JOB_OPTIONS, "pinned-key": {"model": "/data/models/m@v1", "key": ["id", "day"]}},
     "predict": {
         "defaults": {},
         "autoscaling": {"autoscaling": {"enabled": True, "targetMemory": 80}},
@@ -241,6 +242,8 @@ BAD_VALUES = [
     ("train", {"epochs": 0}, "/epochs", "minimum"),
     ("train", {"modelName": "a/b"}, "/modelName", ""),
     ("train", {"cronjob": {"concurrencyPolicy": "Sometimes"}}, "concurrencyPolicy", "one of"),
+    ("score", {"onMissing": "drop"}, "/onMissing", "one of"),
+    ("score", {"key": ["a,b"]}, "/key/0", ""),
 ]
 
 
@@ -254,7 +257,7 @@ def test_values_schema_rejects_wrong_values(chart, values, where, why) -> None:
     assert why in message, message
 
 
-@pytest.mark.parametrize("chart", ["preprocess", "train"])
+@pytest.mark.parametrize("chart", ["preprocess", "train", "score"])
 def test_required_values_fail_with_a_clear_message(chart: str) -> None:
     if chart == "preprocess":
         with pytest.raises(helm_python.HelmRenderError, match=r"spec\.content"):
@@ -459,7 +462,7 @@ def test_dashboard_has_the_panels_the_issue_asks_for() -> None:
         assert f"histogram_quantile({q}," in exprs
 
 
-@pytest.mark.parametrize("chart", ["preprocess", "train"])
+@pytest.mark.parametrize("chart", ["preprocess", "train", "score"])
 def test_batch_jobs(chart: str) -> None:
     docs = render(
         chart,
@@ -513,3 +516,20 @@ def test_train_settings_reach_the_environment() -> None:
     assert env["TRAIN_EPOCHS"] == "3"
     assert env["TRAIN_NAME"] == "m1"
     assert env["TRAIN_DATA"] == "/data/prepared/flights"
+
+
+def test_score_settings_reach_the_environment() -> None:
+    values = {"model": "/data/models/m@v1", "key": ["id", "day"], "onMissing": "fail"}
+    [job] = by_kind(render("score", values), "Job")
+    env = {
+        e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["SCORE_INPUT"] == "/data/prepared/flights/test"
+    assert env["SCORE_MODEL"] == "/data/models/m@v1"
+    assert env["SCORE_OUTPUT"] == "/data/scored/flights"
+    assert env["SCORE_KEY"] == "id,day"
+    assert env["SCORE_ON_MISSING"] == "fail"
+    [job] = by_kind(render("score"), "Job")
+    assert "SCORE_KEY" not in {
+        e["name"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
+    }

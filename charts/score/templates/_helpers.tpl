@@ -1,0 +1,181 @@
+{{- define "score.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Fully qualified app name: the release name when it already contains the chart name. */}}
+{{- define "score.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "score.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "score.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "score.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: score
+{{- end -}}
+
+{{- define "score.labels" -}}
+helm.sh/chart: {{ include "score.chart" . }}
+{{ include "score.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | toString | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/part-of: regpipe
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* registry/repository:tag or registry/repository@digest (bitnami convention). */}}
+{{- define "score.image" -}}
+{{- $repository := .Values.image.repository -}}
+{{- if .Values.image.registry -}}
+{{- $repository = printf "%s/%s" .Values.image.registry .Values.image.repository -}}
+{{- end -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" $repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repository (.Values.image.tag | default .Chart.AppVersion | toString) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "score.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "score.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "score.claimName" -}}
+{{- .Values.persistence.existingClaim | default (printf "%s-data" (include "score.fullname" .)) -}}
+{{- end -}}
+
+{{/* The pod template shared by the Job and the CronJob. */}}
+{{- define "score.podTemplate" -}}
+metadata:
+  labels:
+    {{- include "score.labels" . | nindent 4 }}
+    {{- with .Values.podLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- with .Values.podAnnotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+spec:
+  restartPolicy: Never
+  serviceAccountName: {{ include "score.serviceAccountName" . }}
+  automountServiceAccountToken: {{ .Values.serviceAccount.automountServiceAccountToken }}
+  {{- with .Values.image.pullSecrets }}
+  imagePullSecrets:
+    {{- range . }}
+    - name: {{ . }}
+    {{- end }}
+  {{- end }}
+  {{- if .Values.podSecurityContext.enabled }}
+  securityContext:
+    {{- omit .Values.podSecurityContext "enabled" | toYaml | nindent 4 }}
+  {{- end }}
+  {{- with .Values.priorityClassName }}
+  priorityClassName: {{ . | quote }}
+  {{- end }}
+  {{- with .Values.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.affinity }}
+  affinity:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  containers:
+    - name: score
+      image: {{ include "score.image" . | quote }}
+      imagePullPolicy: {{ .Values.image.pullPolicy }}
+      {{- if .Values.containerSecurityContext.enabled }}
+      securityContext:
+        {{- omit .Values.containerSecurityContext "enabled" | toYaml | nindent 8 }}
+      {{- end }}
+      {{- with .Values.extraArgs }}
+      args:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      env:
+        - name: SCORE_INPUT
+          value: {{ required "input is required: a prepared dataset's split" .Values.input | quote }}
+        - name: SCORE_MODEL
+          value: {{ required "model is required: <models>/<name> or <models>/<name>@<version>" .Values.model | quote }}
+        - name: SCORE_OUTPUT
+          value: {{ required "output is required: the URL of the scored dataset" .Values.output | quote }}
+        {{- with .Values.key }}
+        - name: SCORE_KEY
+          value: {{ join "," . | quote }}
+        {{- end }}
+        - name: SCORE_ON_MISSING
+          value: {{ .Values.onMissing | quote }}
+        {{- if .Values.dask.enabled }}
+        - name: DASK_SCHEDULER_ADDRESS
+          value: {{ required "dask.schedulerAddress is required when dask.enabled" .Values.dask.schedulerAddress | quote }}
+        {{- end }}
+        - name: HOME
+          value: /tmp
+        - name: LOG_LEVEL
+          value: {{ .Values.logLevel | quote }}
+        - name: LOG_FORMAT
+          value: {{ .Values.logFormat | quote }}
+        {{- with .Values.extraEnvVars }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      {{- if or .Values.extraEnvVarsCM .Values.extraEnvVarsSecret .Values.objectStore.existingSecret }}
+      envFrom:
+        {{- with .Values.extraEnvVarsCM }}
+        - configMapRef:
+            name: {{ . }}
+        {{- end }}
+        {{- with .Values.extraEnvVarsSecret }}
+        - secretRef:
+            name: {{ . }}
+        {{- end }}
+        {{- with .Values.objectStore.existingSecret }}
+        - secretRef:
+            name: {{ . }}
+        {{- end }}
+      {{- end }}
+      {{- with .Values.resources }}
+      resources:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      volumeMounts:
+        - name: tmp
+          mountPath: /tmp
+        {{- if .Values.persistence.enabled }}
+        - name: data
+          mountPath: {{ .Values.persistence.mountPath }}
+        {{- end }}
+  volumes:
+    - name: tmp
+      emptyDir:
+        {{- with .Values.tmpDir.sizeLimit }}
+        sizeLimit: {{ . }}
+        {{- end }}
+    {{- if .Values.persistence.enabled }}
+    - name: data
+      persistentVolumeClaim:
+        claimName: {{ include "score.claimName" . }}
+    {{- end }}
+{{- end -}}
