@@ -46,8 +46,8 @@ bench: setup ## benchmarks, printed as tables (BENCH_ROWS=1000000,10000000)
 	$(BIN)/python -m bench
 
 ENGINE ?= $(shell command -v podman || command -v docker)
-images: ## build the three service images (podman or docker; ENGINE=... to choose)
-	for svc in preprocess train predict; do \
+images: ## build the four service images (podman or docker; ENGINE=... to choose)
+	for svc in preprocess train predict score; do \
 		$(ENGINE) build -f services/$$svc/Dockerfile -t regpipe-$$svc:dev . || exit 1; \
 	done
 
