@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -11,7 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from regpipe_common.bundle import load_bundle
+from regpipe_common.bundle import load_bundle, publish_bundle
+from regpipe_score.predictor import predictor_for
 
 
 def test_latest_model_scores_the_test_split_with_train_metrics(pipeline, score, helpers, tmp_path):
@@ -199,3 +201,26 @@ def test_settings_come_from_score_environment_variables(pipeline, score, monkeyp
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["key"] == ["id"] and manifest["rows_rejected"] == 1
     assert manifest["model"]["version"] == pipeline.versions[0]
+
+
+def test_any_other_model_predicts_through_its_own_predict(pipeline, score, helpers, tmp_path):
+    """Not exactly Pipeline(StandardScaler, SGDRegressor) (here a scaler without centring):
+    ``model.predict`` does the work, and its predictions are what the output holds."""
+    latest = load_bundle(str(pipeline.models / "m"))
+    model = copy.deepcopy(latest.model)
+    model[0].with_mean = False
+    assert predictor_for(model).linear is None and predictor_for(latest.model).linear is not None
+    keep = {k: v for k, v in latest.metadata.items() if k not in ("name", "version", "sha256")}
+    version = publish_bundle(str(tmp_path / "models"), "other", model, keep)
+    out = tmp_path / "scored"
+    code, _, err = score(
+        "--input", pipeline.prepared / "test", "--model", tmp_path / "models" / "other",
+        "--output", out,
+    )  # fmt: skip
+    assert code == 0, err
+    manifest, scored = helpers.read_output(out)
+    assert manifest["model"] == {"name": "other", "version": version}
+    test = helpers.read_split(pipeline.prepared)
+    expected = model.predict(test[latest.features].to_numpy())
+    np.testing.assert_allclose(scored["prediction"], expected, rtol=1e-12)
+    assert not np.allclose(expected, latest.model.predict(test[latest.features].to_numpy()))
