@@ -102,3 +102,26 @@ def test_a_real_cluster_gives_the_local_output(
     assert manifests[0] == manifests[1]
     for part in manifests[0]["parts"]:
         assert pq.read_table(local / part["path"]).equals(pq.read_table(remote / part["path"]))
+
+
+@pytest.mark.slow
+def test_peak_memory_stays_flat_as_the_input_grows(pipeline, tmp_path):
+    """A real regpipe-score process: ten times the rows, the same peak RSS (one row group per
+    task in memory), well under 1 GB."""
+    from bench.measure import run_measured
+
+    features = pipeline.metadata(pipeline.versions[-1])["features"]
+    peaks = []
+    for parts in (6, 60):
+        data = _many_parts(tmp_path / f"prepared-{parts}", features, parts=parts, rows=20_000)
+        out = tmp_path / f"scored-{parts}"
+        cmd = [str(BIN / "regpipe-score"), "--input", str(data / "test")]
+        cmd += ["--model", str(pipeline.models / "m"), "--output", str(out)]
+        measured = run_measured(
+            cmd, env={"DASK_N_WORKERS": "2", "DASK_SCHEDULER_ADDRESS": "", "LOG_LEVEL": "WARNING"}
+        )
+        assert json.loads((out / "manifest.json").read_text())["rows_scored"] == parts * 20_000
+        peaks.append(measured.peak_rss_mb)
+    small, large = peaks
+    assert large < 1024, peaks
+    assert large < small + 100, f"peak RSS grew with the input: {peaks} MB"

@@ -133,6 +133,15 @@ def test_rows_with_a_missing_feature_are_skipped_and_reported(pipeline, score, h
     first = pq.read_table(out / manifest["parts"][0]["path"]).to_pandas()
     assert 1007 not in set(first["id"]) and first["id"].iloc[7] == 1008
     assert manifest["metrics"]["rows"] == manifest["rows_scored"]
+    # Without --key, the spec's row key (id, in the prepared manifest) is used when parts hold it.
+    assert pipeline.manifest["spec"]["key"] in ("id", ["id"])
+    default = tmp_path / "default-key"
+    code, _, err = score(
+        "--input", data / "test", "--model", pipeline.models / "m", "--output", default
+    )
+    assert code == 0, err
+    manifest, scored = helpers.read_output(default)
+    assert manifest["key"] == ["id"] and list(scored.columns)[:2] == ["id", "prediction"]
 
 
 def test_on_missing_fail_names_file_row_and_column(pipeline, score, tmp_path):
