@@ -1,6 +1,7 @@
 """Score benchmark: regpipe-score on the prepared synthetic dataset's train split (the larger
 one) at each size: rows/s of the scoring pass (from the job's own "scored" log line: the Dask
-tasks, from submit to gather, cluster start excluded) and of
+tasks, from submit to gather, cluster start excluded), rows per CPU-second of that pass (what a
+shared, loaded machine distorts least) and rows/s of
 the whole process (imports and cluster start included), peak RSS of the process tree.
 
     python -m bench.score_bench [ROWS ...]
@@ -56,6 +57,7 @@ def run(rows_list: list[int], workdir: Path) -> str:
                 f"{manifest['rows_read']:,}",
                 len(manifest["parts"]),
                 done["rows_per_s"],
+                done["rows_read"] / done["cpu_seconds"],
                 manifest["rows_read"] / measured.seconds,
                 measured.peak_rss_mb,
                 measured.seconds,
@@ -68,6 +70,7 @@ def run(rows_list: list[int], workdir: Path) -> str:
             "rows scored",
             "parts",
             "rows/s (scoring pass)",
+            "rows per CPU-s (pass)",
             "rows/s (whole process)",
             "peak RSS MB",
             "wall s",
