@@ -233,3 +233,21 @@ def test_any_other_model_predicts_through_its_own_predict(pipeline, score, helpe
     expected = model.predict(test[latest.features].to_numpy())
     np.testing.assert_allclose(scored["prediction"], expected, rtol=1e-12)
     assert not np.allclose(expected, latest.model.predict(test[latest.features].to_numpy()))
+
+
+def test_help_and_version(score):
+    code, out, _ = score("--version")
+    assert code == 0 and out.strip() == "regpipe-score 0.1.0"
+    code, out, _ = score("--help")
+    assert code == 0
+    for flag, env in (
+        ("--input", "SCORE_INPUT"),
+        ("--model", "SCORE_MODEL"),
+        ("--output", "SCORE_OUTPUT"),
+        ("--key", "SCORE_KEY"),
+        ("--on-missing", "SCORE_ON_MISSING"),
+    ):
+        assert flag in out and env in out
+    assert "default: skip" in " ".join(out.split())
+    code, _, err = score("--spec", "spec.yaml")  # raw input is not supported yet
+    assert code == 2 and "unrecognized arguments: --spec" in err
