@@ -6,7 +6,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-PACKAGES := libs/common services/preprocess services/train services/predict
+PACKAGES := libs/common services/preprocess services/train services/predict services/score
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
 DATA   ?= data
 PORT   ?= 8080
@@ -46,8 +46,8 @@ bench: setup ## benchmarks, printed as tables (BENCH_ROWS=1000000,10000000)
 	$(BIN)/python -m bench
 
 ENGINE ?= $(shell command -v podman || command -v docker)
-images: ## build the three service images (podman or docker; ENGINE=... to choose)
-	for svc in preprocess train predict; do \
+images: ## build the four service images (podman or docker; ENGINE=... to choose)
+	for svc in preprocess train predict score; do \
 		$(ENGINE) build -f services/$$svc/Dockerfile -t regpipe-$$svc:dev . || exit 1; \
 	done
 
@@ -57,7 +57,7 @@ charts: setup ## render, lint and validate the Helm charts and skaffold.yaml wit
 chart-docs: ## write the charts' shared schema part and their READMEs (from the @param comments)
 	$(PYTHON) charts/common/schema/sync.py
 	cd tools/charts && npm ci --no-audit --no-fund
-	for chart in preprocess train predict; do \
+	for chart in preprocess train score predict; do \
 		tools/charts/node_modules/.bin/readme-generator --values charts/$$chart/values.yaml \
 			--readme charts/$$chart/README.md || exit 1; \
 	done

@@ -118,6 +118,7 @@ OPTIONS = {
         "sample": {"sample": {"enabled": True}},
     },
     "train": {**JOB_OPTIONS, "resume": {"resume": True, "epochs": 3}},
+    "score": {**JOB_OPTIONS, "pinned-key": {"model": "/data/models/m@v1", "key": ["id", "day"]}},
     "predict": {
         "defaults": {},
         "autoscaling": {"autoscaling": {"enabled": True, "targetMemory": 80}},
@@ -343,6 +344,8 @@ BAD_VALUES = [
     ("train", {"epochs": 0}, "/epochs", "minimum"),
     ("train", {"modelName": "a/b"}, "/modelName", ""),
     ("train", {"cronjob": {"concurrencyPolicy": "Sometimes"}}, "concurrencyPolicy", "one of"),
+    ("score", {"onMissing": "drop"}, "/onMissing", "one of"),
+    ("score", {"key": ["a,b"]}, "/key/0", ""),
 ]
 
 
@@ -356,7 +359,7 @@ def test_values_schema_rejects_wrong_values(chart, values, where, why) -> None:
     assert why in message, message
 
 
-@pytest.mark.parametrize("chart", ["preprocess", "train"])
+@pytest.mark.parametrize("chart", ["preprocess", "train", "score"])
 def test_required_values_fail_with_a_clear_message(chart: str) -> None:
     if chart == "preprocess":
         with pytest.raises(helm_python.HelmRenderError, match=r"spec\.content"):
@@ -561,7 +564,7 @@ def test_dashboard_has_the_panels_the_issue_asks_for() -> None:
         assert f"histogram_quantile({q}," in exprs
 
 
-@pytest.mark.parametrize("chart", ["preprocess", "train"])
+@pytest.mark.parametrize("chart", ["preprocess", "train", "score"])
 def test_batch_jobs(chart: str) -> None:
     docs = render(
         chart,
@@ -806,3 +809,20 @@ def test_train_job_is_not_retried_when_the_gate_refuses_the_model() -> None:
             "onExitCodes": {"containerName": "train", "operator": "In", "values": [3]},
         }
         assert spec["template"]["spec"]["restartPolicy"] == "Never"
+
+
+def test_score_settings_reach_the_environment() -> None:
+    values = {"model": "/data/models/m@v1", "key": ["id", "day"], "onMissing": "fail"}
+    [job] = by_kind(render("score", values), "Job")
+    env = {
+        e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["SCORE_INPUT"] == "/data/prepared/flights/test"
+    assert env["SCORE_MODEL"] == "/data/models/m@v1"
+    assert env["SCORE_OUTPUT"] == "/data/scored/flights"
+    assert env["SCORE_KEY"] == "id,day"
+    assert env["SCORE_ON_MISSING"] == "fail"
+    [job] = by_kind(render("score"), "Job")
+    assert "SCORE_KEY" not in {
+        e["name"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
+    }

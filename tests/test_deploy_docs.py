@@ -124,12 +124,12 @@ def check_docker(args: list[str]) -> None:
     assert (ROOT / dockerfile).is_file(), dockerfile
 
 
-def walkthrough() -> list[list[str]]:
-    """The README's first `helm upgrade --install` of each chart, in the order written."""
+def walkthrough(charts: tuple[str, ...] = ("preprocess", "train", "predict")) -> list[list[str]]:
+    """The README's first `helm upgrade --install` of each of ``charts``, in the order written."""
     first: dict[str, list[str]] = {}
     for command in commands():
         args = shlex.split(command)
-        if args[:3] == ["helm", "upgrade", "--install"]:
+        if args[:3] == ["helm", "upgrade", "--install"] and Path(args[4]).name in charts:
             first.setdefault(Path(args[4]).name, args)
     return list(first.values())
 
@@ -173,6 +173,8 @@ def test_the_walkthrough_works_on_an_empty_cluster() -> None:
     assert init["command"][-1] == env["PREPROCESS_INPUT"], "the sample is written to the input"
     for args in steps:
         assert claims(render_docs(args)) == {claim}, args
+    [score] = walkthrough(("score",))  # then scoring the test split, on the same claim
+    assert "--wait-for-jobs" in score and claims(render_docs(score)) == {claim}
 
 
 def test_the_section_has_the_commands_the_issue_asks_for() -> None:

@@ -97,8 +97,8 @@ def test_api_version_and_profiles() -> None:
 def test_artifacts_match_dockerfiles_and_chart_values() -> None:
     doc = load()
     artifacts = {a["image"]: a for a in doc["build"]["artifacts"]}
-    assert len(artifacts) == 3
-    for service in ("preprocess", "train", "predict"):
+    assert len(artifacts) == 4
+    for service in ("preprocess", "train", "predict", "score"):
         values = yaml.safe_load((ROOT / "charts" / service / "values.yaml").read_text())
         image = f"{values['image']['registry']}/{values['image']['repository']}"
         assert image in artifacts, f"no artifact builds {image} (charts/{service}/values.yaml)"
@@ -171,6 +171,7 @@ def test_every_release_points_at_a_chart_and_injects_its_image() -> None:
         "regpipe-predict",
         "regpipe-preprocess",
         "regpipe-train",
+        "regpipe-score",
     }
 
 

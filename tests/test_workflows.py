@@ -142,8 +142,10 @@ def test_pipeline_workflow() -> None:
     runs = " ".join(s.get("run", "") for s in job["steps"])
     assert "load_spec" in runs  # validate the dataset spec
     assert "regpipe-preprocess" in runs and "regpipe-train" in runs
+    assert 'regpipe-score --input "$WORK/prepared/test"' in runs
     [upload] = [s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact")]
     assert "work/models" in upload["with"]["path"]
+    assert "work/scored/manifest.json" in upload["with"]["path"]  # the scores' metrics
 
 
 def test_install_system_deps_script() -> None:

@@ -2,7 +2,7 @@
 
 Helm validates each chart's values against that chart's own values.schema.json only, so every
 chart keeps a whole schema; the properties listed here are copied into them:
-``all.json`` into preprocess, train and predict, ``batch.json`` into the two batch jobs.
+``all.json`` into every chart, ``batch.json`` into the batch jobs.
 The chart's own properties follow, in their order. Run from anywhere:
 
     .venv/bin/python charts/common/schema/sync.py [--check]
@@ -16,7 +16,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 CHARTS = HERE.parents[1]
-PARTS = {"preprocess": ["all", "batch"], "train": ["all", "batch"], "predict": ["all"]}
+PARTS = {
+    "preprocess": ["all", "batch"],
+    "train": ["all", "batch"],
+    "score": ["all", "batch"],
+    "predict": ["all"],
+}
 
 
 def shared(part: str) -> dict:

@@ -1,0 +1,1 @@
+"""regpipe score service: batch predictions for a whole dataset."""

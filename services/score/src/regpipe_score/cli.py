@@ -1,0 +1,90 @@
+"""``regpipe-score``: command-line flags, each with an environment variable fallback."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from importlib.metadata import version
+
+from regpipe_common.errors import RegpipeError
+from regpipe_common.log import configure_logging
+
+from .settings import ENV_VARS, ON_MISSING, ScoreSettings, env_defaults
+
+PROG = "regpipe-score"
+HELP = {
+    "input": "a prepared dataset's split to score: <prepared>/test or <prepared>/train",
+    "model": "model folder <models>/<name> (follows LATEST) or <models>/<name>@<version>",
+    "output": "folder or URL for part-*.parquet and manifest.json (written last)",
+    "key": "key column(s) copied to the output (default: the spec's row key when the parts "
+    "hold it); SCORE_KEY is comma-separated",
+    "on_missing": "a row with a missing or non-finite feature: skip it (counted in "
+    "rows_rejected) or fail the job naming file, row and column",
+}
+REQUIRED = ("input", "model", "output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser, its defaults read from the environment."""
+    defaults = env_defaults()
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Score a prepared dataset split with a verified model bundle on Dask and "
+        "publish the predictions atomically. Every flag falls back to the environment variable "
+        "shown. Also: DASK_SCHEDULER_ADDRESS, LOG_LEVEL, LOG_FORMAT.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {version(PROG)}")
+    for dest, env in ENV_VARS.items():
+        flag = "--" + dest.replace("_", "-")
+        shown = "required" if dest in REQUIRED else f"default: {defaults[dest] or 'unset'}"
+        help_text = f"{HELP[dest]} [env {env}; {shown}]"
+        if dest == "key":
+            # None, not the environment's list: "extend" would append the flags to it.
+            parser.add_argument(flag, nargs="+", action="extend", metavar="COL", help=help_text)
+        elif dest == "on_missing":
+            parser.add_argument(flag, choices=ON_MISSING, default=defaults[dest], help=help_text)
+        else:
+            parser.add_argument(flag, dest=dest, default=defaults[dest], help=help_text)
+    parser.set_defaults(env_key=defaults["key"])
+    return parser
+
+
+def parse_settings(argv: Sequence[str] | None) -> ScoreSettings:
+    args = vars(build_parser().parse_args(argv))
+    env_key = args.pop("env_key")
+    args["key"] = tuple(args["key"] if args["key"] is not None else env_key)
+    return ScoreSettings(**args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the job; 0 on success, 2 on a user-facing error, 1 on a bug."""
+    configure_logging()
+    try:
+        settings = parse_settings(argv)
+        from .job import report, run  # Dask and scikit-learn load only when needed.
+
+        configure_logging()  # again: importing distributed resets its loggers to INFO
+        manifest = run(settings)
+        report(manifest, sys.stdout)
+        return 0
+    except RegpipeError as exc:
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        logging.getLogger(__name__).debug("unexpected failure", exc_info=True)
+        print(
+            f"{PROG}: error: unexpected {type(exc).__name__}: {_one_line(exc)} "
+            "(LOG_LEVEL=DEBUG shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())
