@@ -53,9 +53,10 @@ bench: setup ## benchmarks, printed as tables (BENCH_ROWS=1000000,10000000)
 	$(BIN)/python -m bench
 
 ENGINE ?= $(shell command -v podman || command -v docker)
-images: ## build the three service images (podman or docker; ENGINE=... to choose)
+images: ## build the three service images from the one Dockerfile (podman or docker; ENGINE=...)
 	for svc in preprocess train predict; do \
-		$(ENGINE) build -f services/$$svc/Dockerfile -t regpipe-$$svc:dev . || exit 1; \
+		$(ENGINE) build --build-arg SERVICE=$$svc --target $$svc \
+			--build-arg REVISION=$$(git rev-parse HEAD) -t regpipe-$$svc:dev . || exit 1; \
 	done
 
 charts: setup ## render, lint and validate the Helm charts and skaffold.yaml with the real tools
