@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Debian packages the tests and benchmarks need: podman + buildah + runc + debootstrap (image
-# builds and `podman kube play`), prometheus + promtool (alert rules and the observability test),
+# builds and `podman kube play`), prometheus + promtool + prometheus-pushgateway (alert rules, the
+# observability tests and the batch jobs' pushed metrics),
 # wrk + hey (load generators). Idempotent: returns at once when everything is installed.
 set -euo pipefail
 
-packages=(podman buildah runc debootstrap prometheus wrk hey)
+packages=(podman buildah runc debootstrap prometheus prometheus-pushgateway wrk hey)
 
 missing=()
 for pkg in "${packages[@]}"; do
