@@ -53,3 +53,10 @@ def test_version_flag_shows_the_locked_key_libraries(script: str) -> None:
     for name in KEY:
         assert f"  {name}=={locked[name]}" in rest, (name, result.stdout)
     assert "Traceback" not in result.stderr
+
+
+def test_version_flag_leaves_the_parsed_settings_alone() -> None:
+    from regpipe_preprocess.cli import build_parser
+
+    args = vars(build_parser().parse_args(["--input", "x", "--spec", "y", "--output", "z"]))
+    assert "version" not in args

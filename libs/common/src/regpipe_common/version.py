@@ -55,7 +55,13 @@ class _VersionAction(argparse.Action):
 
     def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
         self.distribution = kwargs.pop("distribution")
-        super().__init__(option_strings, dest, nargs=0, help="print the versions and exit")
+        super().__init__(
+            option_strings,
+            argparse.SUPPRESS,  # no `version` attribute in the parsed namespace
+            default=argparse.SUPPRESS,
+            nargs=0,
+            help="print the versions and exit",
+        )
 
     def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
         print(version_text(self.distribution))
