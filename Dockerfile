@@ -31,14 +31,6 @@ RUN /opt/build/bin/pip --python /opt/venv/bin/python install --no-deps ./libs/co
  && "/opt/venv/bin/regpipe-$SERVICE" --version
 
 FROM python:3.11.14-slim-bookworm AS runtime
-ARG SERVICE
-ARG VERSION=0.1.0
-ARG REVISION=unknown
-LABEL org.opencontainers.image.title="regpipe-${SERVICE}" \
-      org.opencontainers.image.source="https://github.com/regpipe/regpipe" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.licenses="Apache-2.0"
 # A fixed numeric UID/GID (Kubernetes runAsNonRoot can check it); HOME is /tmp so that the
 # image runs with a read-only root filesystem and a writable /tmp only.
 RUN groupadd --gid 10001 regpipe \
@@ -51,6 +43,15 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1
 WORKDIR /tmp
 USER 10001:10001
+# Last, so that a new commit only relabels: CI passes the tag's version and the commit.
+ARG SERVICE
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="regpipe-${SERVICE}" \
+      org.opencontainers.image.source="https://github.com/regpipe/regpipe" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="Apache-2.0"
 
 FROM runtime AS preprocess
 LABEL org.opencontainers.image.description="Validate, clean and split a large CSV/Parquet dataset with Dask into Parquet + a manifest"

@@ -21,6 +21,7 @@ Slow (minutes on a cold cache): marked ``images``; `make test-fast` leaves them 
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 import json
 import os
@@ -205,7 +206,9 @@ def build_args(service: str, target: str | None = None) -> list[str]:
     return args
 
 
+@functools.cache
 def git_revision() -> str:
+    """HEAD when the test session built the images (commits during a run do not move it)."""
     return subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.strip()
