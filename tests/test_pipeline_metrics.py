@@ -357,3 +357,23 @@ def test_every_panel_and_alert_on_a_real_prometheus(prometheus: str) -> None:
     }
     assert ("RegpipeJobFailed", "regpipe-preprocess") in firing
     assert ("RegpipeJobFailed", "regpipe-train") not in firing
+
+
+@pytest.mark.parametrize("chart", ["preprocess", "train"])
+def test_job_charts_take_the_pushgateway_url_as_a_value(chart: str) -> None:
+    helm_python = pytest.importorskip("helm_python")
+    spec = {"spec": {"content": (ROOT / "examples/flights/spec.yaml").read_text()}}
+    base = spec if chart == "preprocess" else {}
+    loaded = helm_python.Chart.load(ROOT / "charts" / chart)
+
+    def env(values: dict) -> dict:
+        out = loaded.render({**base, **values}, name="r", namespace="ns")
+        [job] = [d for d in yaml.safe_load_all(out[f"{chart}/templates/job.yaml"]) if d]
+        [container] = job["spec"]["template"]["spec"]["containers"]
+        return {e["name"]: e.get("value") for e in container["env"]}
+
+    url = "http://prometheus-pushgateway.monitoring:9091"
+    assert env({"metrics": {"pushgateway": {"url": url}}})["PUSHGATEWAY_URL"] == url
+    assert "PUSHGATEWAY_URL" not in env({})
+    with pytest.raises(Exception, match="pushgateway"):
+        env({"metrics": {"pushgateway": {"url": "pgw:9091"}}})  # values.schema.json: a URL

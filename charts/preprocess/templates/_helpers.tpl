@@ -142,6 +142,10 @@ spec:
           value: {{ .Values.logLevel | quote }}
         - name: LOG_FORMAT
           value: {{ .Values.logFormat | quote }}
+        {{- with .Values.metrics.pushgateway.url }}
+        - name: PUSHGATEWAY_URL
+          value: {{ . | quote }}
+        {{- end }}
         {{- with .Values.extraEnvVars }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
