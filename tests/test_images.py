@@ -459,8 +459,8 @@ def test_images_carry_the_lock_and_oci_labels(podman_env: dict, images: dict) ->
 
 
 def edited_lock(edit: str) -> tuple[str, str]:
-    """uv.lock with numpy's version (hashes left as they were) or its x86_64 wheel hash edited;
-    returns the text and what the failed build must say."""
+    """uv.lock with numpy's version (hashes left as they were) or its hashes edited; returns
+    the text and what the failed build must say."""
     lock = (ROOT / "uv.lock").read_text()
     numpy = locked_versions()["numpy"]
     block = f'name = "numpy"\nversion = "{numpy}"'
@@ -469,13 +469,12 @@ def edited_lock(edit: str) -> tuple[str, str]:
         major, minor, _ = numpy.split(".", 2)
         other = f'name = "numpy"\nversion = "{major}.{minor}.0"'
         return lock.replace(block, other), "inconsistent version"
-    wheel = re.search(
-        rf"numpy-{re.escape(numpy)}-cp311-cp311-manylinux[^\"]*x86_64[^\"]*\.whl\", "
-        r'hash = "sha256:([0-9a-f]{64})"',
-        lock,
-    )
-    assert wheel, "no x86_64 numpy wheel in the lock"
-    return lock.replace(wheel.group(1), "0" * 64), "DO NOT MATCH THE HASHES"
+    # Every numpy file's hash (wheels and sdist): pip would otherwise skip the one wheel whose
+    # hash is unknown and try another file.
+    start = lock.index(block)
+    end = lock.index("\n[[package]]", start)
+    entry = re.sub(r"sha256:[0-9a-f]{64}", "sha256:" + "0" * 64, lock[start:end])
+    return lock[:start] + entry + lock[end:], "DO NOT MATCH THE HASHES"
 
 
 @pytest.mark.timeout(1800)
@@ -483,8 +482,8 @@ def edited_lock(edit: str) -> tuple[str, str]:
 def test_an_edited_lock_fails_the_build(
     podman_env: dict, base_image: list[str], tmp_path: Path, edit: str
 ) -> None:
-    """The images install from uv.lock, every hash checked: a lock whose numpy version or wheel
-    hash was edited stops the build at the dependency layer."""
+    """The images install from uv.lock, every hash checked: a lock whose numpy version or
+    hashes were edited stops the build at the dependency layer."""
     context = tmp_path / "context"
     context.mkdir()
     for name in ("Dockerfile", ".dockerignore", "pyproject.toml"):
