@@ -11,19 +11,26 @@ PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
 DATA   ?= data
 PORT   ?= 8080
 
-.PHONY: help setup run pipeline serve test test-fast lint format bench images charts chart-docs clean
+.PHONY: help setup lock run pipeline serve test test-fast lint format bench images charts chart-docs clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-setup: $(STAMP) ## create .venv with every package installed editable plus dev tools
+setup: $(STAMP) ## create .venv from uv.lock: every package editable plus the dev tools
 
-$(STAMP): $(PYPROJECTS) requirements-dev.txt
+# uv itself is pinned by the lock (dev group); the lock's hashes are checked by pip.
+UV_VERSION = $(shell sed -n '/^name = "uv"$$/{n;s/^version = "\(.*\)"/\1/p}' uv.lock)
+$(STAMP): $(PYPROJECTS) pyproject.toml uv.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt \
-		-e 'libs/common[dask]' $(addprefix -e ,$(filter services/%,$(PACKAGES)))
+	$(BIN)/python -m pip install --quiet --upgrade pip 'uv==$(UV_VERSION)'
+	$(BIN)/uv export --quiet --frozen --all-packages --all-groups --no-emit-workspace \
+		--output-file $(VENV)/requirements.lock.txt
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(VENV)/requirements.lock.txt
+	$(BIN)/python -m pip install --quiet --no-deps $(addprefix -e ,$(PACKAGES))
 	touch $@
+
+lock: ## re-resolve uv.lock after a pyproject changed (uv lock --upgrade-package X to move one)
+	$(BIN)/uv lock
 
 run: setup ## preprocess + train on the flights sample, then serve it on 127.0.0.1:8080 (PORT=...)
 	DATA=$(DATA) PORT=$(PORT) $(BIN)/python examples/flights/run_pipeline.py
@@ -46,9 +53,10 @@ bench: setup ## benchmarks, printed as tables (BENCH_ROWS=1000000,10000000)
 	$(BIN)/python -m bench
 
 ENGINE ?= $(shell command -v podman || command -v docker)
-images: ## build the four service images (podman or docker; ENGINE=... to choose)
+images: ## build the four service images from the one Dockerfile (podman or docker; ENGINE=...)
 	for svc in preprocess train predict score; do \
-		$(ENGINE) build -f services/$$svc/Dockerfile -t regpipe-$$svc:dev . || exit 1; \
+		$(ENGINE) build --build-arg SERVICE=$$svc --target $$svc \
+			--build-arg REVISION=$$(git rev-parse HEAD) -t regpipe-$$svc:dev . || exit 1; \
 	done
 
 charts: setup ## render, lint and validate the Helm charts and skaffold.yaml with the real tools

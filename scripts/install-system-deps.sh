@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages the tests and benchmarks need: podman + buildah + runc + debootstrap (image
-# builds and `podman kube play`), prometheus + promtool (alert rules and the observability test),
-# wrk + hey (load generators), chromium (renders the training report headless in its test).
+# builds and `podman kube play`), prometheus + promtool + prometheus-pushgateway (alert rules, the
+# observability tests and the batch jobs' pushed metrics), wrk + hey (load generators), chromium
+# (renders the training report headless in its test).
 # Idempotent: returns at once when everything is installed.
 set -euo pipefail
 
-packages=(podman buildah runc debootstrap prometheus wrk hey chromium)
+packages=(podman buildah runc debootstrap prometheus prometheus-pushgateway wrk hey chromium)
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -523,9 +523,8 @@ def test_network_policy_limits_ingress_when_asked() -> None:
 def test_dashboard_configmap_for_the_grafana_sidecar() -> None:
     [cm] = by_kind(render("predict"), "ConfigMap")
     assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
-    [(key, text)] = cm["data"].items()
-    assert key.endswith(".json")
-    dashboard = json.loads(text)
+    assert set(cm["data"]) == {"regpipe-predict.json", "regpipe-pipeline.json"}
+    dashboard = json.loads(cm["data"]["regpipe-predict.json"])
     assert dashboard == json.loads((CHARTS / "predict/dashboards/regpipe-predict.json").read_text())
     assert dashboard["uid"] == "regpipe-predict"
     [cm] = by_kind(render("predict", {"dashboards": {"namespace": "monitoring"}}), "ConfigMap")

@@ -21,6 +21,7 @@ Slow (minutes on a cold cache): marked ``images``; `make test-fast` leaves them 
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 import json
 import os
@@ -30,6 +31,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -41,7 +43,7 @@ pytestmark = [pytest.mark.images, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("preprocess", "train", "predict")
-TAG = "test"
+TAG = os.environ.get("REGPIPE_IMAGE_TAG", "test")  # another tag keeps parallel runs apart
 CACHE = Path(os.environ.get("REGPIPE_IMAGE_CACHE", "/var/tmp/regpipe-images"))
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 INSTALL_HINT = (
@@ -113,9 +115,8 @@ def podman(
 def base_image_names() -> list[str]:
     """Every FROM of the Dockerfiles (fully qualified), plus the unpinned name of the issue."""
     names = {"python:3.11-slim"}
-    for service in SERVICES:
-        text = (ROOT / "services" / service / "Dockerfile").read_text()
-        names.update(re.findall(r"^FROM\s+(\S+)", text, re.M))
+    text = (ROOT / "Dockerfile").read_text()
+    names.update(n for n in re.findall(r"^FROM\s+(\S+)", text, re.M) if ":" in n)
     return sorted(f"docker.io/library/{n}" for n in names)
 
 
@@ -208,22 +209,30 @@ def stand_in_pip_conf() -> Path:
     return conf
 
 
+def build_args(service: str, target: str | None = None) -> list[str]:
+    """``podman build`` of one target of the one Dockerfile (the host CA bundle mounted)."""
+    args = ["build", "--layers", "-f", "Dockerfile", "--build-arg", f"SERVICE={service}"]
+    args += ["--target", target or service]
+    if HOST_CA.exists():
+        args += ["-v", f"{HOST_CA}:/etc/ssl/certs/ca-certificates.crt:ro"]
+    return [*args, "-v", f"{stand_in_pip_conf()}:/etc/pip.conf:ro"]
+
+
+@functools.cache
+def git_revision() -> str:
+    """HEAD when the test session built the images (commits during a run do not move it)."""
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
 @pytest.fixture(scope="module")
 def images(podman_env: dict, base_image: list[str]) -> dict[str, str]:
     """Build the three images (layer cache reused) and record how long each build took."""
     times = {}
     for service in SERVICES:
-        args = [
-            "build",
-            "--layers",
-            "-f",
-            f"services/{service}/Dockerfile",
-            "-t",
-            image_name(service),
-        ]
-        if HOST_CA.exists():
-            args += ["-v", f"{HOST_CA}:/etc/ssl/certs/ca-certificates.crt:ro"]
-        args += ["-v", f"{stand_in_pip_conf()}:/etc/pip.conf:ro"]
+        args = [*build_args(service), "--build-arg", f"REVISION={git_revision()}"]
+        args += ["-t", image_name(service)]
         start = time.monotonic()
         podman(podman_env, *args, ".", timeout=1800)
         times[service] = round(time.monotonic() - start, 1)
@@ -435,6 +444,74 @@ def test_images_are_slim_and_non_root(podman_env: dict, images: dict) -> None:
         )
         if service != "predict":  # regpipe-predict is gunicorn: no --help
             assert helped.returncode == 0, helped.stderr
+
+
+def locked_versions() -> dict[str, str]:
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    return {p["name"]: p["version"] for p in lock["package"] if "version" in p}
+
+
+def test_images_carry_the_lock_and_oci_labels(podman_env: dict, images: dict) -> None:
+    """Same commit, same lock: every image prints the locked numpy/scikit-learn/joblib in
+    --version; preprocess has no scikit-learn; the OCI labels name source, version, revision."""
+    locked = locked_versions()
+    for service, image in images.items():
+        shown = podman(podman_env, "run", "--rm", *LOCKED_DOWN, image, "--version").stdout
+        assert shown.startswith(f"regpipe-{service} 0.1.0 (Python 3.11."), shown
+        names = ("numpy", "joblib", "scikit-learn") if service != "preprocess" else ("numpy",)
+        for name in names:
+            assert f"  {name}=={locked[name]}" in shown, (service, name, shown)
+        if service == "preprocess":
+            assert "scikit-learn" not in shown and "joblib" not in shown, shown
+        labels = json.loads(podman(podman_env, "image", "inspect", image).stdout)[0]["Labels"]
+        assert labels["org.opencontainers.image.source"].startswith("https://github.com/")
+        assert labels["org.opencontainers.image.revision"] == git_revision()
+        assert labels["org.opencontainers.image.version"] == "0.1.0"
+        assert labels["org.opencontainers.image.title"] == f"regpipe-{service}"
+
+
+def edited_lock(edit: str) -> tuple[str, str]:
+    """uv.lock with numpy's version (hashes left as they were) or its hashes edited; returns
+    the text and what the failed build must say."""
+    lock = (ROOT / "uv.lock").read_text()
+    numpy = locked_versions()["numpy"]
+    block = f'name = "numpy"\nversion = "{numpy}"'
+    assert block in lock
+    if edit == "version":
+        major, minor, _ = numpy.split(".", 2)
+        other = f'name = "numpy"\nversion = "{major}.{minor}.0"'
+        return lock.replace(block, other), "inconsistent version"
+    # Every numpy file's hash (wheels and sdist): pip would otherwise skip the one wheel whose
+    # hash is unknown and try another file.
+    start = lock.index(block)
+    end = lock.index("\n[[package]]", start)
+    entry = re.sub(r"sha256:[0-9a-f]{64}", "sha256:" + "0" * 64, lock[start:end])
+    return lock[:start] + entry + lock[end:], "DO NOT MATCH THE HASHES"
+
+
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize("edit", ["version", "hash"])
+def test_an_edited_lock_fails_the_build(
+    podman_env: dict, base_image: list[str], tmp_path: Path, edit: str
+) -> None:
+    """The images install from uv.lock, every hash checked: a lock whose numpy version or
+    hashes were edited stops the build at the dependency layer."""
+    context = tmp_path / "context"
+    context.mkdir()
+    for name in ("Dockerfile", ".dockerignore", "pyproject.toml"):
+        shutil.copy(ROOT / name, context / name)
+    shutil.copytree(ROOT / "libs" / "common", context / "libs" / "common", ignore=_IGNORE)
+    for service in SERVICES:
+        shutil.copytree(ROOT / "services" / service, context / "services" / service, ignore=_IGNORE)
+    text, message = edited_lock(edit)
+    (context / "uv.lock").write_text(text)
+    args = [*build_args("preprocess", target="builder"), "-t", f"localhost/regpipe-badlock:{TAG}"]
+    result = podman(podman_env, *args, ".", cwd=context, timeout=1500, check=False)
+    assert result.returncode != 0, "a build from an edited lock succeeded"
+    assert message in result.stdout + result.stderr, result.stderr[-3000:]
+
+
+_IGNORE = shutil.ignore_patterns("tests", "__pycache__", "*.egg-info", "build")
 
 
 @pytest.mark.timeout(2400)

@@ -83,7 +83,7 @@ def test_schema_valid() -> None:
 
 def test_schema_refuses_a_wrong_file() -> None:
     bad = load()
-    bad["build"]["artifacts"][0]["dockerfile"] = "services/predict/Dockerfile"  # not under docker:
+    bad["build"]["artifacts"][0]["dockerfile"] = "Dockerfile"  # not under docker:
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema())
 
@@ -104,7 +104,10 @@ def test_artifacts_match_dockerfiles_and_chart_values() -> None:
         assert image in artifacts, f"no artifact builds {image} (charts/{service}/values.yaml)"
         artifact = artifacts[image]
         assert artifact["context"] == "."
-        assert artifact["docker"]["dockerfile"] == f"services/{service}/Dockerfile"
+        # One Dockerfile, the service as target and build argument (issue 9 item 6).
+        assert artifact["docker"]["dockerfile"] == "Dockerfile"
+        assert artifact["docker"]["target"] == service
+        assert artifact["docker"]["buildArgs"]["SERVICE"] == service
         assert (ROOT / artifact["docker"]["dockerfile"]).is_file()
         assert "sync" not in artifact or service == "predict", "only the server syncs sources"
 

@@ -69,6 +69,10 @@ securityContext:
   value: {{ .Values.logLevel | quote }}
 - name: LOG_FORMAT
   value: {{ .Values.logFormat | quote }}
+{{- with .Values.metrics }}{{ with .pushgateway }}{{ with .url }}
+- name: PUSHGATEWAY_URL
+  value: {{ . | quote }}
+{{- end }}{{ end }}{{ end }}
 {{- with .Values.extraEnvVars }}
 {{ toYaml . }}
 {{- end }}

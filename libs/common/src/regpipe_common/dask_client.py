@@ -9,15 +9,19 @@ start an in-process ``LocalCluster``: ``DASK_N_WORKERS`` workers (default: the C
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from .log import event
 from .settings import dask_scheduler_address, env_bool, env_int
 
 if TYPE_CHECKING:
     from distributed import Client
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -28,6 +32,7 @@ def dask_client() -> Iterator[Client]:
     address = dask_scheduler_address()
     if address:
         client = Client(address, timeout="30s")
+        _log_dashboard(client)
         try:
             yield client
         finally:
@@ -45,8 +50,20 @@ def dask_client() -> Iterator[Client]:
         **({"host": "127.0.0.1"} if processes else {}),
     )
     client = Client(cluster)
+    _log_dashboard(client, local=True)
     try:
         yield client
     finally:
         client.close()
         cluster.close()
+
+
+def _log_dashboard(client: Client, local: bool = False) -> None:
+    """Log where the Dask dashboard of this run is (the job's progress, task stream, memory).
+
+    A local cluster's dashboard listens on loopback only, whatever host its link guesses."""
+    link = client.dashboard_link
+    port = client.scheduler_info().get("services", {}).get("dashboard")
+    if local and port:
+        link = f"http://127.0.0.1:{port}/status"
+    event(log, "dask client", scheduler=client.scheduler.address, dashboard=link)

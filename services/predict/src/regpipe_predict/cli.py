@@ -6,10 +6,14 @@ import sys
 from typing import Any
 
 from regpipe_common.errors import RegpipeError
+from regpipe_common.version import version_text
 
 
 def main() -> int:
     """Run gunicorn in this process with :mod:`.gunicorn_conf`; returns when it stops."""
+    if "--version" in sys.argv[1:]:
+        print(version_text("regpipe-predict"))
+        return 0
     try:
         # Reads the settings and sets PROMETHEUS_MULTIPROC_DIR before prometheus_client loads.
         from . import gunicorn_conf

@@ -14,6 +14,8 @@ import os
 import tempfile
 from typing import Any
 
+from regpipe_common.log import configure_logging, gunicorn_logconfig
+
 from .settings import from_env
 
 
@@ -42,6 +44,9 @@ control_socket_disable = True
 preload_app = False  # each worker loads and polls its own model after the fork
 accesslog = "-" if _settings.access_log else None
 errorlog = "-"
+# LOG_FORMAT=json: gunicorn's own lines (master and workers) are JSON records too.
+configure_logging()
+logconfig_dict = gunicorn_logconfig()
 proc_name = "regpipe-predict"
 # Request line and header limits stay at gunicorn's defaults; the body limit is the app's.
 

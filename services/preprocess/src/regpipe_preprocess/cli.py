@@ -11,6 +11,7 @@ from dask.utils import parse_bytes
 
 from regpipe_common.errors import RegpipeError
 from regpipe_common.log import configure_logging
+from regpipe_common.version import add_version_flag
 
 from .job import run
 from .settings import OPTIONS, Settings
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
             required=required,
             help=f"{text} [env {env}" + ("" if required else f", default {default}") + "]",
         )
+    add_version_flag(parser, "regpipe-preprocess")
     return parser
 
 

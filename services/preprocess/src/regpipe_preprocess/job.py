@@ -15,6 +15,7 @@ from regpipe_common import dataset, publish, storage
 from regpipe_common.dask_client import dask_client
 from regpipe_common.errors import DataError
 from regpipe_common.log import event
+from regpipe_common.pushgateway import manifest_metrics, pushes_run_metrics
 from regpipe_common.spec import DatasetSpec, load_spec
 
 from .settings import Settings
@@ -28,6 +29,7 @@ STREAM_BLOCK_BYTES = 16 * 2**20
 _COUNT_KEYS = ("rows_read", "rows_rejected", "rows_dropped_missing", "rows_train", "rows_test")
 
 
+@pushes_run_metrics("regpipe-preprocess", manifest_metrics)
 def run(settings: Settings) -> dict:
     """Run the whole job; return the published manifest. Raises RegpipeError on bad input."""
     spec = load_spec(settings.spec)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from regpipe_common.errors import RegpipeError
 from regpipe_common.log import configure_logging
+from regpipe_common.version import add_version_flag
 
 from .settings import ENV_VARS, TrainSettings, env_defaults
 
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(
                 flag, dest=dest, type=TYPES.get(dest, str), default=defaults[dest], help=help_text
             )
+    add_version_flag(parser, "regpipe-train")
     return parser
 
 

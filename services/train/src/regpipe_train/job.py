@@ -15,6 +15,7 @@ from threadpoolctl import threadpool_limits
 from regpipe_common import bundle, storage
 from regpipe_common.dask_client import dask_client
 from regpipe_common.log import event
+from regpipe_common.pushgateway import bundle_metrics, pushes_run_metrics
 
 from . import checkpoint, gate
 from . import report as html_report
@@ -39,6 +40,7 @@ class TrainResult:
         return bool(self.metadata["promotion"]["promoted"])
 
 
+@pushes_run_metrics("regpipe-train", lambda result: bundle_metrics(result.metadata))
 def run(settings: TrainSettings) -> TrainResult:
     """Train, evaluate and publish; raise a ``RegpipeError`` (nothing published) on bad input."""
     dataset = load_dataset(settings.data)
