@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import http.client
+import os
 import signal
 import statistics
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from predict_helpers import NAME, serve
+from predict_helpers import BIN, NAME, serve
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repository, for bench/
 from bench.slow_clients import SlowClients, normal_client
@@ -99,3 +101,26 @@ def test_sigterm_under_keep_alive_load_resets_no_connection(models: Path, tmp_pa
             assert out.count("ok") > 10, out[-5:]
             errors = [o for o in out if o not in ("ok", "closed", "refused")]
             assert not errors, f"attempt {attempt}: {errors}; last outcomes {out[-5:]}"
+
+
+def test_worker_class_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from regpipe_common.errors import RegpipeError
+    from regpipe_predict.settings import from_env
+
+    monkeypatch.setenv("MODEL_URI", str(tmp_path))
+    assert (from_env().worker_class, from_env().worker_connections) == ("gevent", 1000)
+    monkeypatch.setenv("WORKER_CLASS", "gthread")
+    assert from_env().worker_class == "gthread"
+    monkeypatch.setenv("WORKER_CLASS", "sync")
+    with pytest.raises(RegpipeError, match="WORKER_CLASS=sync must be one of: gevent, gthread"):
+        from_env()
+    monkeypatch.setenv("WORKER_CLASS", "gevent")
+    monkeypatch.setenv("WORKER_CONNECTIONS", "0")
+    with pytest.raises(RegpipeError, match="WORKER_CONNECTIONS=0 must be at least 1"):
+        from_env()
+    env = {**os.environ, "WORKER_CONNECTIONS": "1", "WORKER_CLASS": "eventlet"}
+    done = subprocess.run(
+        [str(BIN / "regpipe-predict")], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2 and "WORKER_CLASS=eventlet must be one of" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -16,7 +16,7 @@ import os
 import tempfile
 from typing import Any
 
-from .settings import from_env
+from .settings import WORKER_CLASSES, from_env
 
 
 def _multiproc_dir() -> str:
@@ -34,9 +34,7 @@ _multiproc_dir()
 
 bind = [f"{_settings.host}:{_settings.port}"]
 workers = _settings.workers
-worker_class = {"gevent": "regpipe_predict.worker.Worker", "gthread": "gthread"}[
-    _settings.worker_class
-]
+worker_class = WORKER_CLASSES[_settings.worker_class]
 worker_connections = _settings.worker_connections
 threads = _settings.threads
 timeout = _settings.timeout

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from regpipe_common.errors import RegpipeError
 from regpipe_common.settings import env_bool, env_float, env_int, env_str
 
-WORKER_CLASSES = ("gevent", "gthread")
+# WORKER_CLASS values and the gunicorn worker class each one names
+WORKER_CLASSES = {"gevent": "regpipe_predict.worker.Worker", "gthread": "gthread"}
 
 
 @dataclass(frozen=True)
