@@ -51,6 +51,14 @@ class ListenerName:
 class Worker(GeventWorker):
     """gunicorn's gevent worker with :class:`DrainingServer` listeners (plain HTTP only)."""
 
+    def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> None:
+        """Serve one request, then yield: a client that sends its next request at once would
+        otherwise keep the worker while the other connections' requests wait."""
+        try:
+            super().handle_request(listener_name, req, sock, addr)
+        finally:
+            gevent.sleep(0)
+
     def run(self) -> None:
         servers = []
         for listener in self.sockets:
