@@ -7,11 +7,12 @@ stops answering. A greenlet waits on its socket without holding anything, up to
 each request ``KEEPALIVE`` seconds. Requests still compute one at a time per worker, as before
 (CPU-bound under the GIL); the model poller runs as a greenlet (threading is monkey-patched).
 
-The one change to gunicorn's ``GeventWorker`` is the SIGTERM drain, so that no client sees a
-reset: the listener accepts the connections already queued on it before it closes (closing it
-would reset them; later ones are refused), responses during the drain carry
-``Connection: close`` (gunicorn's async worker), and idle kept-alive connections close after
-``KEEPALIVE`` seconds without a request, within ``GRACEFUL_TIMEOUT``.
+Two changes to gunicorn's ``GeventWorker``. Each request is followed by a yield, so that under
+load every connection gets its turn. The SIGTERM drain lets no client see a reset: the listener
+accepts the connections already queued on it before it closes (closing it would reset them;
+later ones are refused), responses during the drain carry ``Connection: close`` (gunicorn's
+async worker), and idle kept-alive connections close after ``KEEPALIVE`` seconds without a
+request, within ``GRACEFUL_TIMEOUT``.
 """
 
 from __future__ import annotations
