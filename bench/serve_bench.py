@@ -1,7 +1,8 @@
 """Serving benchmark: regpipe-predict against the HTTP floor and the naive Flask app.
 
-Three servers on 127.0.0.1, each gunicorn with regpipe-predict's default worker settings
-(``WEB_CONCURRENCY=2`` gthread workers, ``THREADS=2``), so that only the app differs:
+Three servers on 127.0.0.1, each gunicorn with regpipe-predict's worker settings
+(``WEB_CONCURRENCY=2`` workers of ``WORKER_CLASS``: gevent by default, or gthread with
+``THREADS=2``), so that only the app differs:
 
 - ``regpipe-predict`` serving a Pipeline(StandardScaler, SGDRegressor) on 20 synthetic features;
 - ``minimal``: a bare WSGI callable returning a constant JSON body (the HTTP floor);
@@ -37,10 +38,13 @@ import numpy as np
 import pandas as pd
 import requests
 
+from regpipe_predict.settings import WORKER_CLASSES
+
 BIN = Path(sys.executable).parent
 DURATION = os.environ.get("BENCH_SERVE_SECONDS", "10")
 ROUNDS = int(os.environ.get("BENCH_SERVE_ROUNDS", "3"))
 WORKERS, THREADS = "2", "2"
+WORKER_CLASS = os.environ.get("WORKER_CLASS", "gevent")  # regpipe-predict reads it too
 N_FEATURES = 20
 FEATURES = [f"f{i:02d}" for i in range(N_FEATURES)]
 
@@ -71,7 +75,7 @@ def predict():
 
 GUNICORN_CONF = f"""
 workers = {WORKERS}
-worker_class = "gthread"
+worker_class = "{WORKER_CLASSES[WORKER_CLASS]}"
 threads = {THREADS}
 keepalive = 5
 control_socket_disable = True
@@ -311,8 +315,9 @@ def measure(urls: dict[str, str], workdir: Path, rows: list[list[float]]) -> dic
 
 def table(results: dict) -> str:
     floor = results["minimal WSGI (floor)"][1]["rps"]
+    threads = f" × {THREADS} threads" if WORKER_CLASS == "gthread" else ""
     lines = [
-        f"## Serving one-row requests (gunicorn, {WORKERS} gthread workers × {THREADS} threads, "
+        f"## Serving one-row requests (gunicorn, {WORKERS} {WORKER_CLASS} workers{threads}, "
         f"127.0.0.1; best of {ROUNDS} interleaved rounds of {DURATION} s per load)",
         "",
         "| server | 500 req/s: achieved | p50 ms | p99 ms | saturation req/s | × floor | p50 ms "

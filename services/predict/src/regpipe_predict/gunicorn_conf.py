@@ -3,9 +3,11 @@
 ``regpipe-predict`` uses it; so can ``gunicorn -c python:regpipe_predict.gunicorn_conf
 'regpipe_predict.app:create_app()'``.
 
-gthread workers (keep-alive, a slow client does not block a worker), worker heartbeat files in
-``/dev/shm`` (works on a read-only root filesystem), no control socket, graceful SIGTERM:
-listeners close at once, in-flight requests get ``GRACEFUL_TIMEOUT`` seconds to finish.
+gevent workers (:mod:`.worker`: a greenlet per connection, so slow clients hold nothing;
+``WORKER_CLASS=gthread`` for gunicorn's threads), worker heartbeat files in ``/dev/shm`` (works
+on a read-only root filesystem), no control socket, graceful SIGTERM: listeners close at once,
+in-flight requests get ``GRACEFUL_TIMEOUT`` seconds to finish, kept-alive connections are closed
+cleanly (``Connection: close``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from regpipe_common.log import configure_logging, gunicorn_logconfig
 
-from .settings import from_env
+from .settings import WORKER_CLASSES, from_env
 
 
 def _multiproc_dir() -> str:
@@ -34,7 +36,8 @@ _multiproc_dir()
 
 bind = [f"{_settings.host}:{_settings.port}"]
 workers = _settings.workers
-worker_class = "gthread"
+worker_class = WORKER_CLASSES[_settings.worker_class]
+worker_connections = _settings.worker_connections
 threads = _settings.threads
 timeout = _settings.timeout
 graceful_timeout = _settings.graceful_timeout

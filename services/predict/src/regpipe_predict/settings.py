@@ -6,7 +6,9 @@
 | ``HOST`` | ``0.0.0.0`` | address gunicorn binds |
 | ``PORT`` | ``8080`` | port gunicorn binds |
 | ``WEB_CONCURRENCY`` | ``2`` | gunicorn worker processes |
-| ``THREADS`` | ``2`` | threads per worker (gthread worker class) |
+| ``WORKER_CLASS`` | ``gevent`` | ``gevent`` (a greenlet per connection) or ``gthread`` |
+| ``WORKER_CONNECTIONS`` | ``1000`` | most open connections per worker (gevent) |
+| ``THREADS`` | ``2`` | threads per worker (``gthread`` only) |
 | ``GUNICORN_TIMEOUT`` | ``60`` | seconds a worker may stay silent before it is restarted |
 | ``GRACEFUL_TIMEOUT`` | ``30`` | seconds in-flight requests get to finish after SIGTERM |
 | ``KEEPALIVE`` | ``5`` | seconds an idle keep-alive connection stays open |
@@ -27,6 +29,9 @@ from dataclasses import dataclass
 from regpipe_common.errors import RegpipeError
 from regpipe_common.settings import env_bool, env_float, env_int, env_str
 
+# WORKER_CLASS values and the gunicorn worker class each one names
+WORKER_CLASSES = {"gevent": "regpipe_predict.worker.Worker", "gthread": "gthread"}
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -34,6 +39,8 @@ class Settings:
     host: str = "0.0.0.0"
     port: int = 8080
     workers: int = 2
+    worker_class: str = "gevent"
+    worker_connections: int = 1000
     threads: int = 2
     timeout: int = 60
     graceful_timeout: int = 30
@@ -58,6 +65,8 @@ def from_env() -> Settings:
         host=env_str("HOST", d.host) or d.host,
         port=env_int("PORT", d.port),
         workers=env_int("WEB_CONCURRENCY", d.workers),
+        worker_class=env_str("WORKER_CLASS", d.worker_class) or d.worker_class,
+        worker_connections=env_int("WORKER_CONNECTIONS", d.worker_connections),
         threads=env_int("THREADS", d.threads),
         timeout=env_int("GUNICORN_TIMEOUT", d.timeout),
         graceful_timeout=env_int("GRACEFUL_TIMEOUT", d.graceful_timeout),
@@ -77,6 +86,7 @@ def from_env() -> Settings:
 def _check(s: Settings) -> None:
     positive = {
         "WEB_CONCURRENCY": s.workers,
+        "WORKER_CONNECTIONS": s.worker_connections,
         "THREADS": s.threads,
         "MAX_CONTENT_LENGTH": s.max_content_length,
         "MAX_ROWS": s.max_rows,
@@ -85,5 +95,9 @@ def _check(s: Settings) -> None:
     for name, value in positive.items():
         if value < 1:
             raise RegpipeError(f"{name}={value} must be at least 1")
+    if s.worker_class not in WORKER_CLASSES:
+        raise RegpipeError(
+            f"WORKER_CLASS={s.worker_class} must be one of: {', '.join(WORKER_CLASSES)}"
+        )
     if s.model_poll_interval < 0:
         raise RegpipeError(f"MODEL_POLL_INTERVAL={s.model_poll_interval} must not be negative")
