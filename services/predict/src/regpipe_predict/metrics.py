@@ -28,6 +28,8 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 from flask import Flask, Response
@@ -38,6 +40,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Metric,
     generate_latest,
     multiprocess,
 )
@@ -106,12 +109,30 @@ def http_request_metrics(exporter: PrometheusMetrics) -> tuple[Histogram, Counte
     )
 
 
+# Library and runtime versions are an attacker's map, not a client's need: never exported.
+HIDDEN_METRICS = frozenset({"flask_exporter_info", "python_info"})
+
+
+class _Visible:
+    """A collector's metrics without :data:`HIDDEN_METRICS`."""
+
+    def __init__(self, *collectors: Any) -> None:
+        self.collectors = collectors
+
+    def collect(self) -> Iterator[Metric]:
+        for collector in self.collectors:
+            for family in collector.collect():
+                if family.name not in HIDDEN_METRICS:
+                    yield family
+
+
 def render(http_registry: CollectorRegistry) -> bytes:
+    registry = CollectorRegistry()
     if multiprocess_mode():
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry)
-    return generate_latest(REGISTRY) + generate_latest(http_registry)
+        registry.register(_Visible(multiprocess.MultiProcessCollector(None)))
+    else:
+        registry.register(_Visible(REGISTRY, http_registry))
+    return generate_latest(registry)
 
 
 def value_buckets(target_stats: dict | None) -> tuple[float, ...]:
