@@ -674,3 +674,25 @@ def test_model_metadata_and_metrics_hide_paths_and_versions(
     metrics = client.get("/metrics").get_data(as_text=True)
     assert "flask_exporter_info" not in metrics and "python_info" not in metrics
     assert 'version="0.' not in metrics and "regpipe_predictions_total" in metrics
+
+
+@pytest.mark.parametrize("index", [0, 1023, 1024, 2500, 4095, 4999])
+@pytest.mark.parametrize("kind", ["string", "boolean", "short", "out of range"])
+def test_bad_row_across_conversion_chunks(
+    models: Path, schema_rows: list[int], index: int, kind: str
+) -> None:
+    """Bodies over one conversion chunk (1,024 rows): the bad row is still the one named."""
+    from regpipe_predict.errors import ApiError
+
+    model = prepare(load_bundle(str(models / NAME)))
+    bad, suffix, reason = BAD_ROWS[kind]
+    rows: list[Any] = [[1.5, 2, 3, 4, 5]] * 5000
+    rows[index] = bad
+    body = orjson.dumps({"inputs": rows})
+    with pytest.raises(ApiError) as refused:
+        predict_matrix(body, orjson.loads(body), model, 5000)
+    assert (refused.value.field, refused.value.reason) == (f"inputs[{index}]{suffix}", reason)
+    assert schema_rows == [1]
+    good = orjson.dumps({"inputs": [[1.5, 2, 3, 4, 5]] * 4999 + [[1, 2, 3, 4, 5]]})
+    X = predict_matrix(good, orjson.loads(good), model, 5000)
+    assert X.shape == (5000, 5) and X[-1].tolist() == [1, 2, 3, 4, 5]

@@ -3,8 +3,8 @@
 The body is read once (:func:`read_body`: ``Content-Length`` or chunked, within
 ``MAX_CONTENT_LENGTH``), parsed once (orjson), rows are gathered with C-level ``itemgetter``
 calls and turned into one numpy array, then checked with array operations (numeric dtype,
-shape, finite). When a check fails, the first bad row is found the same way (chunks, then
-bisection of the failing chunk: :func:`first_bad_row`) and only that one row goes through the
+shape, finite), ``SCAN_CHUNK`` rows at a time. When a check fails, a bisection of that chunk
+finds the first bad row (:func:`to_matrix`) and only that one row goes through the
 marshmallow schema (:func:`regpipe_predict.schemas.explain_row`) to name the field at fault, so
 an invalid 100,000-row body costs about what a valid one does.
 """
@@ -121,11 +121,9 @@ def predict_matrix(body: bytes, doc: Any, model: LoadedModel, max_rows: int) -> 
     if rows is None:
         raise _explain(doc, model) or ApiError(422, "the body is not valid", "body")
     check_rows(len(rows), max_rows, key)
-    convert = _converter(key, model.features, has_boolean(body))
-    X = convert(rows)
+    X, row = to_matrix(rows, _converter(key, model.features, has_boolean(body)))
     if X is not None:
         return X
-    row = first_bad_row(rows, convert)
     example = tuple(schemas.example_row(model.features, model.metadata.get("feature_stats")))
     error = schemas.explain_row(key, rows[row], row, tuple(model.features), example)
     raise error or ApiError(422, f"{key}[{row}]: not a valid row", f"{key}[{row}]")
@@ -148,25 +146,38 @@ def _converter(
     return convert
 
 
-def first_bad_row(rows: list[Any], convert: Callable[[list[Any]], np.ndarray | None]) -> int:
-    """The index of the first row ``convert`` refuses (some row must be refused).
+def to_matrix(
+    rows: list[Any], convert: Callable[[list[Any]], np.ndarray | None]
+) -> tuple[np.ndarray | None, int]:
+    """``(matrix, -1)``, or ``(None, index of the first row convert refuses)``.
 
-    Chunks of ``SCAN_CHUNK`` rows, then a bisection of the first refused chunk: about two
-    conversions of the body in all, never a per-row schema run.
+    Rows are converted ``SCAN_CHUNK`` at a time, so a bad value costs only its own chunk (numpy
+    turns a whole list with one string in it into strings); in the refused chunk a bisection
+    finds the row: an invalid body costs about one conversion, like a valid one.
     """
+    if len(rows) <= SCAN_CHUNK:
+        X = convert(rows)
+        return (X, -1) if X is not None else (None, _bisect(rows, convert))
+    parts = []
     for start in range(0, len(rows), SCAN_CHUNK):
-        stop = min(start + SCAN_CHUNK, len(rows))
-        if convert(rows[start:stop]) is not None:
-            continue
-        good, bad = start, stop  # rows[start:good] convert, rows[start:bad] do not
-        while bad - good > 1:
-            mid = (good + bad) // 2
-            if convert(rows[start:mid]) is None:
-                bad = mid
-            else:
-                good = mid
-        return bad - 1
-    raise ValueError("every row converts")
+        chunk = rows[start : start + SCAN_CHUNK]
+        X = convert(chunk)
+        if X is None:
+            return None, start + _bisect(chunk, convert)
+        parts.append(X)
+    return np.concatenate(parts), -1
+
+
+def _bisect(rows: list[Any], convert: Callable[[list[Any]], np.ndarray | None]) -> int:
+    """The first row of ``rows`` (which ``convert`` refuses) that ``convert`` refuses."""
+    good, bad = 0, len(rows)  # rows[:good] convert (or good == 0), rows[:bad] do not
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        if convert(rows[:mid]) is None:
+            bad = mid
+        else:
+            good = mid
+    return bad - 1
 
 
 def _payload(doc: Any) -> tuple[str, list[Any] | None]:
@@ -208,8 +219,13 @@ def _valid(X: np.ndarray, n_features: int) -> bool:
         X.dtype.kind in _NUMERIC_KINDS
         and X.ndim == 2
         and X.shape[1] == n_features
-        and bool((np.abs(X.astype(np.float64, copy=False)) <= schemas.MAX_ABS).all())
+        and within_limits(X.astype(np.float64, copy=False))
     )
+
+
+def within_limits(X: np.ndarray) -> bool:
+    """Every value finite and within ±MAX_ABS (two reductions, no temporary array; NaN fails)."""
+    return X.size == 0 or bool(X.min() >= -schemas.MAX_ABS and X.max() <= schemas.MAX_ABS)
 
 
 def _explain(doc: Any, model: LoadedModel) -> ApiError | None:

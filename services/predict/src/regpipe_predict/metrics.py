@@ -178,7 +178,9 @@ class Drift:
     def __init__(self, model: LoadedModel, window: int, interval: float) -> None:
         stats = model.metadata.get("feature_stats") or {}
         self.features = [f for f in model.features if f in stats]
-        self.index = [model.features.index(f) for f in self.features]
+        index = [model.features.index(f) for f in self.features]
+        # every feature in order (the usual case): sum X itself, no fancy-indexed copy
+        self.index: list[int] | None = None if index == list(range(len(model.features))) else index
         self.mean = np.array([float(stats[f].get("mean", 0.0)) for f in self.features])
         var = np.array([float(stats[f].get("var", 0.0)) for f in self.features])
         self.sd = np.where(var > 0, np.sqrt(np.maximum(var, 0)), np.nan)
@@ -194,7 +196,7 @@ class Drift:
     def update(self, X: np.ndarray) -> None:
         if not self.features:
             return
-        sums = X[:, self.index].sum(axis=0)
+        sums = (X if self.index is None else X[:, self.index]).sum(axis=0)
         with self.lock:
             self.chunks.append((len(X), sums))
             self.rows += len(X)

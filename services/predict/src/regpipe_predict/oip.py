@@ -25,7 +25,7 @@ import numpy as np
 import orjson
 
 from .errors import ApiError
-from .inputs import check_rows, contains_bool, has_boolean, parse_json
+from .inputs import check_rows, contains_bool, has_boolean, parse_json, within_limits
 from .model_store import LoadedModel
 from .schemas import DATATYPES, MAX_ABS, MSG_FINITE, MSG_RANGE, OUTPUT_DATATYPES
 
@@ -221,9 +221,8 @@ def _checked(values: np.ndarray, shape: tuple[int, ...], field: str) -> np.ndarr
     if values.size != expected:
         raise _err(f"holds {values.size} values; shape {list(shape)} needs {expected}", field)
     X = values.astype(np.float64, copy=False).reshape(shape[0], -1)
-    bad = ~(np.abs(X) <= MAX_ABS)
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
+    if not within_limits(X):
+        r, c = np.argwhere(~(np.abs(X) <= MAX_ABS))[0]
         finite = bool(np.isfinite(X[r, c]))
         message = MSG_RANGE if finite else MSG_FINITE
         reason = "out_of_range" if finite else "not_finite"
