@@ -18,6 +18,7 @@ the response's own ``Inference-Header-Content-Length``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,7 +51,7 @@ JSON_TYPE = [("Content-Type", "application/json")]
 BINARY_TYPE = ("Content-Type", "application/octet-stream")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class InferRequest:
     """A validated infer request: the matrix and how to answer."""
 
@@ -78,19 +79,17 @@ def parse_infer(
 ) -> InferRequest:
     """The request in ``body`` (JSON, or JSON then tensor bytes), or an ApiError naming a field."""
     if json_length is None:
-        head, buffer = memoryview(body), _Buffer(memoryview(b""))
+        head, buffer = body, _NO_BUFFER
     elif 0 < json_length <= len(body):
-        view = memoryview(body)
-        head, buffer = view[:json_length], _Buffer(view[json_length:])
+        head, buffer = body[:json_length], _Buffer(memoryview(body)[json_length:])
     else:
         message = f"is {json_length}; the body has {len(body)} bytes"
         raise _err(message, HEADER_LENGTH, "malformed_body", 400)
     doc = parse_json(head)
     if not isinstance(doc, dict):
         raise ApiError(422, "the body must be a JSON object", "body", "wrong_type")
-    unknown = set(doc) - REQUEST_KEYS
-    if unknown:
-        raise _err("unknown field", sorted(unknown)[0], "unknown_field")
+    if not REQUEST_KEYS.issuperset(doc):
+        raise _err("unknown field", sorted(set(doc) - REQUEST_KEYS)[0], "unknown_field")
     request_id = doc.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise _err("must be a string", "id", "wrong_type")
@@ -165,9 +164,9 @@ def _tensor(
     where = f"inputs[{i}]"
     if not isinstance(tensor, dict):
         raise _err("must be an object with name, shape, datatype and data", where, "wrong_type")
-    unknown = set(tensor) - TENSOR_KEYS
-    if unknown:
-        raise _err("unknown field", f"{where}.{sorted(unknown)[0]}", "unknown_field")
+    if not TENSOR_KEYS.issuperset(tensor):
+        unknown = sorted(set(tensor) - TENSOR_KEYS)[0]
+        raise _err("unknown field", f"{where}.{unknown}", "unknown_field")
     for key in ("name", "shape", "datatype"):
         if key not in tensor:
             raise _err("is required", f"{where}.{key}", "missing_field")
@@ -217,7 +216,7 @@ def _data(data: Any, field: str, maybe_bool: bool) -> np.ndarray:
 
 def _checked(values: np.ndarray, shape: tuple[int, ...], field: str) -> np.ndarray:
     """``values`` as an ``(n, k)`` float64 matrix: size matches the shape, all within ±MAX_ABS."""
-    expected = int(np.prod(shape))
+    expected = math.prod(shape)
     if values.size != expected:
         raise _err(f"holds {values.size} values; shape {list(shape)} needs {expected}", field)
     X = values.astype(np.float64, copy=False).reshape(shape[0], -1)
@@ -239,7 +238,7 @@ class _Buffer:
 
     def take(self, size: Any, datatype: str, shape: tuple[int, ...], field: str) -> np.ndarray:
         dtype = np.dtype(BINARY_DTYPES[datatype])
-        count = int(np.prod(shape))
+        count = math.prod(shape)
         needed = count * dtype.itemsize
         if type(size) is not int or size != needed:
             message = f"is {size!r}; shape {list(shape)} of {datatype} needs {needed}"
@@ -256,6 +255,9 @@ class _Buffer:
         if extra:
             message = f"{extra} bytes follow the tensors that binary_data_size accounts for"
             raise _err(message, "body", "malformed_body", 400)
+
+
+_NO_BUFFER = _Buffer(memoryview(b""))  # a JSON request: nothing to take, nothing left over
 
 
 def _outputs(outputs: Any, binary: bool) -> tuple[bool, str]:
