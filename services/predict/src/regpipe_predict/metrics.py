@@ -196,6 +196,7 @@ class Drift:
     def update(self, X: np.ndarray) -> None:
         if not self.features:
             return
+        X = X[-self.window :]  # older rows of a large batch would leave the window at once
         sums = (X if self.index is None else X[:, self.index]).sum(axis=0)
         with self.lock:
             self.chunks.append((len(X), sums))
