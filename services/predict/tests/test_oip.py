@@ -282,3 +282,26 @@ def test_fast_path_answers_infer_exactly_as_flask(app: Any, version: str) -> Non
         got = wsgi_call(fast, path, body, headers)
         assert got == wsgi_call(flask_only, path, body, headers), path
     assert got[0].startswith("422")
+
+
+def test_fast_path_infer_lands_in_the_exporters_series(app: Any, version: str) -> None:
+    """A fast-path infer 200 is counted under its URL rule, as the Flask view's would be."""
+    X, _ = synthetic(2, seed=8)
+    body = orjson.dumps({"inputs": [tensor(X)]})
+
+    def count(rule: str) -> float:
+        text = app.test_client().get("/metrics").get_data(as_text=True)
+        labels = f'method="POST",status="200",url_rule="{rule}"'
+        match = re.search(
+            rf"^flask_http_request_duration_seconds_count\{{{re.escape(labels)}\}} (\S+)$",
+            text,
+            re.MULTILINE,
+        )
+        return float(match.group(1)) if match else 0.0
+
+    plain, versioned = "/v2/models/<name>/infer", "/v2/models/<name>/versions/<version>/infer"
+    before = count(plain), count(versioned)
+    assert wsgi_call(app.wsgi_app, INFER, body, {})[0] == "200 OK"
+    path = f"/v2/models/{NAME}/versions/{version}/infer"
+    assert wsgi_call(app.wsgi_app, path, body, {})[0] == "200 OK"
+    assert (count(plain), count(versioned)) == (before[0] + 1, before[1] + 1)

@@ -52,7 +52,7 @@ BINARY_TYPE = ("Content-Type", "application/octet-stream")
 
 
 @dataclass(slots=True)
-class InferRequest:
+class ParsedInfer:
     """A validated infer request: the matrix and how to answer."""
 
     X: np.ndarray
@@ -76,7 +76,7 @@ def header_length(value: str | None) -> int | None:
 
 def parse_infer(
     body: bytes, json_length: int | None, model: LoadedModel, max_rows: int
-) -> InferRequest:
+) -> ParsedInfer:
     """The request in ``body`` (JSON, or JSON then tensor bytes), or an ApiError naming a field."""
     if json_length is None:
         head, buffer = body, _NO_BUFFER
@@ -98,7 +98,7 @@ def parse_infer(
     X = _matrix(doc.get("inputs"), model, max_rows, has_boolean(head), buffer)
     buffer.finish()
     binary, datatype = _outputs(doc.get("outputs"), binary)
-    return InferRequest(X, request_id, binary, datatype)
+    return ParsedInfer(X, request_id, binary, datatype)
 
 
 def _parameters(params: Any, field: str) -> dict[str, Any]:
@@ -288,7 +288,7 @@ def _outputs(outputs: Any, binary: bool) -> tuple[bool, str]:
 
 
 def infer_response(
-    model: LoadedModel, req: InferRequest, y: np.ndarray
+    model: LoadedModel, req: ParsedInfer, y: np.ndarray
 ) -> tuple[bytes, list[tuple[str, str]]]:
     """The response body and its content headers (JSON, or JSON header + tensor bytes)."""
     values = y.astype(BINARY_DTYPES[req.datatype], copy=False)
