@@ -305,3 +305,46 @@ def test_fast_path_infer_lands_in_the_exporters_series(app: Any, version: str) -
     path = f"/v2/models/{NAME}/versions/{version}/infer"
     assert wsgi_call(app.wsgi_app, path, body, {})[0] == "200 OK"
     assert (count(plain), count(versioned)) == (before[0] + 1, before[1] + 1)
+
+
+@pytest.mark.parametrize("nested", [False, True])
+@pytest.mark.parametrize(("where", "value"), [(-1, "x"), (0, "x"), (9000, None), (-1, [1, 2])])
+def test_long_json_tensors_are_refused_naming_the_data(
+    app: Any, nested: bool, where: int, value: Any
+) -> None:
+    """Over one conversion chunk (8,192 items): a bad item anywhere is a 422 naming the data."""
+    from regpipe_predict import oip
+    from regpipe_predict.errors import ApiError
+    from regpipe_predict.model_store import prepare
+
+    model = prepare(load_bundle(str(Path(app.extensions["regpipe"].settings.model_uri))))
+    n = 20_000
+    rows: list[Any] = [[1.5, 2.0, 3.0, 4.0, 5.0] for _ in range(n)]
+    if nested:
+        rows[where] = [1.5, 2.0, 3.0, 4.0, value]
+        data: list[Any] = rows
+    else:
+        data = [v for row in rows for v in row]
+        data[where] = value
+    doc = {"inputs": [{"name": "x", "shape": [n, 5], "datatype": "FP64", "data": data}]}
+    with pytest.raises(ApiError) as refused:
+        oip.parse_infer(orjson.dumps(doc), None, model, n)
+    assert refused.value.code == 422 and refused.value.field == "inputs[0].data"
+    good = {"inputs": [{"name": "x", "shape": [n, 5], "datatype": "FP64", "data": rows}]}
+    if not nested:
+        good["inputs"][0]["data"] = [1.5, 2.0, 3.0, 4.0, 5.0] * n
+    else:
+        good["inputs"][0]["data"] = [[1.5, 2.0, 3.0, 4.0, 5.0]] * n
+    assert oip.parse_infer(orjson.dumps(good), None, model, n).X.shape == (n, 5)
+
+
+def test_irregular_rows_across_chunks_are_refused(app: Any) -> None:
+    from regpipe_predict import oip
+    from regpipe_predict.errors import ApiError
+    from regpipe_predict.model_store import prepare
+
+    model = prepare(load_bundle(app.extensions["regpipe"].settings.model_uri))
+    data = [[1.0] * 5] * 8192 + [[1.0] * 4] * 8192
+    doc = {"inputs": [{"name": "x", "shape": [16384, 5], "datatype": "FP64", "data": data}]}
+    with pytest.raises(ApiError, match="regular"):
+        oip.parse_infer(orjson.dumps(doc), None, model, 20_000)

@@ -47,6 +47,7 @@ BINARY_DTYPES = {
 REQUEST_KEYS = frozenset({"id", "parameters", "inputs", "outputs", "model_name", "model_version"})
 TENSOR_KEYS = frozenset({"name", "shape", "datatype", "data", "parameters"})
 OUTPUT_KEYS = frozenset({"name", "parameters"})
+DATA_CHUNK = 8192  # JSON tensor items (values or rows) converted at a time
 JSON_TYPE = [("Content-Type", "application/json")]
 BINARY_TYPE = ("Content-Type", "application/octet-stream")
 
@@ -203,15 +204,29 @@ def _shape(shape: Any, field: str, ndim: int) -> tuple[int, ...]:
 
 
 def _data(data: Any, field: str, maybe_bool: bool) -> np.ndarray:
+    """The numbers of a JSON tensor, converted ``DATA_CHUNK`` items at a time: one string at
+    the end must not make numpy turn the whole tensor into strings first."""
     if not isinstance(data, list):
         raise _err("must be a list of numbers (flat or nested)", field, "wrong_type")
-    try:
-        X = np.array(data)
-    except (ValueError, TypeError, OverflowError):
-        raise _err("nested lists must be regular (all rows of one length)", field) from None
-    if X.dtype.kind not in "fiu" or (maybe_bool and contains_bool(data)):
+    parts = []
+    for start in range(0, len(data), DATA_CHUNK):
+        try:
+            part = np.array(data[start : start + DATA_CHUNK])
+        except (ValueError, TypeError, OverflowError):
+            part = None
+        if part is None:
+            raise _err("nested lists must be regular (all rows of one length)", field)
+        if part.dtype.kind not in "fiu":
+            raise _err("must hold numbers only", field, "wrong_type")
+        parts.append(part)
+    if maybe_bool and contains_bool(data):
         raise _err("must hold numbers only", field, "wrong_type")
-    return X
+    if len(parts) == 1:
+        return parts[0]
+    try:
+        return np.concatenate(parts) if parts else np.array(data, dtype=np.float64)
+    except ValueError:
+        raise _err("nested lists must be regular (all rows of one length)", field) from None
 
 
 def _checked(values: np.ndarray, shape: tuple[int, ...], field: str) -> np.ndarray:
