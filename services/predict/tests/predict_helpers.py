@@ -108,7 +108,7 @@ class Server:
             try:
                 if self.get(path).status_code == status:
                     return
-            except (requests.ConnectionError, requests.Timeout):  # workers still booting
+            except requests.RequestException:  # not listening yet, or workers still booting
                 pass
             time.sleep(0.1)
         raise AssertionError(f"{path} never answered {status}: {self.log.read_text()[-3000:]}")

@@ -68,6 +68,15 @@ def error(response: Any, code: int) -> dict[str, Any]:
     return body
 
 
+def v2_error(response: Any, code: int) -> str:
+    """The message of an Open Inference Protocol error body ``{"error": "<message>"}``."""
+    assert response.status_code == code, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert list(body) == ["error"] and isinstance(body["error"], str) and body["error"]
+    return body["error"]
+
+
 # --- /predict ------------------------------------------------------------------------------
 
 
@@ -255,12 +264,14 @@ def test_swagger_ui_is_served_from_the_package(client: FlaskClient) -> None:
 def test_oip_health_and_metadata(client: FlaskClient) -> None:
     assert client.get("/v2/health/live").get_json() == {"live": True}
     assert client.get("/v2/health/ready").get_json() == {"ready": True}
-    assert client.get(f"/v2/models/{NAME}/ready").get_json() == {"ready": True}
+    ready = client.get(f"/v2/models/{NAME}/ready").get_json()
+    assert ready == {"name": NAME, "ready": True}
     meta = client.get(f"/v2/models/{NAME}").get_json()
     assert meta["name"] == NAME and meta["platform"] == "sklearn"
     assert meta["inputs"][0]["shape"] == [-1, len(FEATURES)]
-    assert client.get("/v2").get_json()["name"] == "regpipe-predict"
-    assert error(client.get("/v2/models/other"), 404)["field"] == "name"
+    server = client.get("/v2").get_json()
+    assert server["name"] == "regpipe-predict" and "binary_tensor_data" in server["extensions"]
+    assert "'other'" in v2_error(client.get("/v2/models/other"), 404)
 
 
 @pytest.mark.parametrize("datatype", ["FP64", "FP32"])
@@ -331,18 +342,18 @@ def test_oip_one_input_per_feature(client: FlaskClient, model: Any) -> None:
     ],
 )
 def test_oip_errors(client: FlaskClient, tensor: dict, field: str, reason: str) -> None:
-    body = error(post(client, f"/v2/models/{NAME}/infer", {"inputs": [tensor]}), 422)
-    assert (body["field"], body["reason"]) == (field, reason)
+    message = v2_error(post(client, f"/v2/models/{NAME}/infer", {"inputs": [tensor]}), 422)
+    assert message.startswith(field + ":"), message
 
 
 def test_oip_non_finite_and_too_many_rows(client: FlaskClient) -> None:
     raw = '{"inputs": [{"name": "x", "shape": [1, 5], "datatype": "FP64", "data": [1,2,NaN,4,5]}]}'
     response = client.post(f"/v2/models/{NAME}/infer", data=raw, content_type="application/json")
-    assert error(response, 422)["reason"] == "not_finite"
+    assert "finite" in v2_error(response, 422)
     n = MAX_ROWS + 1
     doc = {"inputs": [{"name": "x", "shape": [n, 5], "datatype": "FP64", "data": [0.0] * (5 * n)}]}
-    assert error(post(client, f"/v2/models/{NAME}/infer", doc), 413)["reason"] == "too_many_rows"
-    assert error(post(client, f"/v2/models/{NAME}/infer", {"inputs": []}), 422)
+    assert "MAX_ROWS" in v2_error(post(client, f"/v2/models/{NAME}/infer", doc), 413)
+    assert v2_error(post(client, f"/v2/models/{NAME}/infer", {"inputs": []}), 422)
 
 
 # --- metrics helpers -----------------------------------------------------------------------------
@@ -540,3 +551,148 @@ def test_fast_path_records_the_exporters_http_metrics(fast_app: Any) -> None:
     bad = 'method="POST",status="400",url_rule="/predict"'
     assert sample("flask_http_request_duration_seconds_count", bad) == 1
     assert sample("flask_http_request_total", 'method="POST",status="400"') == 1
+
+
+# --- invalid bodies are explained at the cost of a valid one (issue 8, item 4) --------------
+
+GOOD = dict(zip(FEATURES, [10.0, 900.0, 120.0, 13.0, 6.0], strict=True))
+BAD_RECORDS = {
+    "string": ({**GOOD, "hour": "13"}, "hour", "wrong_type"),
+    "null": ({**GOOD, "distance": None}, "distance", "wrong_type"),
+    "boolean": ({**GOOD, "month": True}, "month", "wrong_type"),
+    "out of range": ({**GOOD, "air_time": -1e16}, "air_time", "out_of_range"),
+    "missing": ({k: v for k, v in GOOD.items() if k != "dep_delay"}, "dep_delay", "missing"),
+    "unknown": ({**GOOD, "wind": 3.0}, "wind", "unknown_feature"),
+    "not an object": ([1, 2, 3, 4, 5], "", "wrong_type"),
+}
+BAD_ROWS = {
+    "string": ([1, 2, "x", 4, 5], "[2]", "wrong_type"),
+    "boolean": ([1, 2, 3, False, 5], "[3]", "wrong_type"),
+    "short": ([1, 2, 3, 4], "", "row_length"),
+    "long": ([1, 2, 3, 4, 5, 6], "", "row_length"),
+    "nested": ([[1], 2, 3, 4, 5], "[0]", "wrong_type"),
+    "out of range": ([1, 2, 3, 4, 1e300], "[4]", "out_of_range"),
+}
+
+
+@pytest.fixture
+def schema_rows(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many rows each marshmallow run saw (the real schema still runs)."""
+    from regpipe_predict import schemas
+
+    seen: list[int] = []
+    real = schemas._first_error
+
+    def counting(schema: Any, doc: Any, key: Any, offset: int) -> Any:
+        seen.append(max((len(v) for v in doc.values() if isinstance(v, list)), default=1))
+        return real(schema, doc, key, offset)
+
+    monkeypatch.setattr(schemas, "_first_error", counting)
+    return seen
+
+
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+@pytest.mark.parametrize("kind", sorted(BAD_RECORDS))
+def test_first_bad_record_is_named_wherever_it_is(
+    client: FlaskClient, schema_rows: list[int], kind: str, where: str
+) -> None:
+    bad, feature, reason = BAD_RECORDS[kind]
+    n = MAX_ROWS // 2
+    index = {"first": 0, "middle": n // 2 + 7, "last": n - 1}[where]
+    rows: list[Any] = [GOOD] * n
+    rows[index] = bad
+    if index + 1 < n:
+        rows[index + 1] = {**GOOD, "hour": "later"}  # a second bad row: the first is named
+    body = error(post(client, "/predict", {"instances": rows}), 422)
+    field = f"instances[{index}]" + (f".{feature}" if feature else "")
+    assert body["field"] == field and body["message"].startswith(field + ":")
+    assert body["reason"] == reason or (reason == "missing" and body["reason"].startswith(reason))
+    assert schema_rows == [1]  # marshmallow saw only the bad row
+
+
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+@pytest.mark.parametrize("kind", sorted(BAD_ROWS))
+def test_first_bad_row_is_named_wherever_it_is(
+    client: FlaskClient, schema_rows: list[int], kind: str, where: str
+) -> None:
+    bad, suffix, reason = BAD_ROWS[kind]
+    n = MAX_ROWS
+    index = {"first": 0, "middle": n // 2 + 3, "last": n - 1}[where]
+    rows: list[Any] = [[1.5, 2, 3, 4, 5]] * n
+    rows[index] = bad
+    body = error(post(client, "/predict", {"inputs": rows}), 422)
+    assert (body["field"], body["reason"]) == (f"inputs[{index}]{suffix}", reason)
+    assert schema_rows == [1]
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "1e400"])
+def test_non_finite_in_a_late_row_is_named(client: FlaskClient, token: str) -> None:
+    rows = ",".join(["[1,2,3,4,5]"] * 700 + [f"[1,2,3,{token},5]"] + ["[1,2,3,4,5]"] * 10)
+    response = client.post(
+        "/predict", data=f'{{"inputs": [{rows}]}}', content_type="application/json"
+    )
+    body = error(response, 422)
+    assert (body["field"], body["reason"]) == ("inputs[700][3]", "not_finite")
+
+
+def test_a_lone_surrogate_key_is_a_422(client: FlaskClient) -> None:
+    raw = b'{"inputs": [[1, 2, 3, 4, 5]], "\\udfff": 1}'
+    body = error(client.post("/predict", data=raw, content_type="application/json"), 422)
+    assert body["reason"] == "unknown_field" and body["field"] == "\\udfff"
+    record = (
+        b'{"instances": [{"\\ud800x": 1, "distance": 1, "air_time": 1, "hour": 1, "month": 1}]}'
+    )
+    assert error(client.post("/predict", data=record, content_type="application/json"), 422)
+    tensor = (
+        b'{"inputs": [{"name": "x", "shape": [1, 5], "datatype": "FP64", '
+        b'"data": [1, 2, 3, 4, 5], "\\udfff": 0}]}'
+    )
+    message = v2_error(client.post(f"/v2/models/{NAME}/infer", data=tensor), 422)
+    assert message.startswith("inputs[0].\\udfff")
+
+
+def test_model_metadata_and_metrics_hide_paths_and_versions(
+    tmp_path: Path, monkeypatch_module: Any
+) -> None:
+    from predict_helpers import make_model, metadata
+
+    from regpipe_common.bundle import publish_bundle
+
+    model = make_model()
+    meta = {**metadata(model), "dataset": "s3://secret-bucket/prepared/flights"}
+    publish_bundle(str(tmp_path), NAME, model, meta)
+    app = create_app(Settings(model_uri=str(tmp_path / NAME), model_poll_interval=0))
+    client = app.test_client()
+    shown = client.get("/model").get_json()
+    text = json.dumps(shown)
+    assert "secret-bucket" not in text and str(tmp_path) not in text
+    assert "library_versions" not in shown and "scikit-learn" not in text
+    for key in ("name", "version", "features", "target", "metrics", "created_at", "sha256"):
+        assert key in shown, key
+    assert shown["features"] == FEATURES and shown["target"] == "arr_delay"
+    post(client, "/predict", {"inputs": [[1, 2, 3, 4, 5]]})
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert "flask_exporter_info" not in metrics and "python_info" not in metrics
+    assert 'version="0.' not in metrics and "regpipe_predictions_total" in metrics
+
+
+@pytest.mark.parametrize("index", [0, 1023, 1024, 2500, 4095, 4999])
+@pytest.mark.parametrize("kind", ["string", "boolean", "short", "out of range"])
+def test_bad_row_across_conversion_chunks(
+    models: Path, schema_rows: list[int], index: int, kind: str
+) -> None:
+    """Bodies over one conversion chunk (1,024 rows): the bad row is still the one named."""
+    from regpipe_predict.errors import ApiError
+
+    model = prepare(load_bundle(str(models / NAME)))
+    bad, suffix, reason = BAD_ROWS[kind]
+    rows: list[Any] = [[1.5, 2, 3, 4, 5]] * 5000
+    rows[index] = bad
+    body = orjson.dumps({"inputs": rows})
+    with pytest.raises(ApiError) as refused:
+        predict_matrix(body, orjson.loads(body), model, 5000)
+    assert (refused.value.field, refused.value.reason) == (f"inputs[{index}]{suffix}", reason)
+    assert schema_rows == [1]
+    good = orjson.dumps({"inputs": [[1.5, 2, 3, 4, 5]] * 4999 + [[1, 2, 3, 4, 5]]})
+    X = predict_matrix(good, orjson.loads(good), model, 5000)
+    assert X.shape == (5000, 5) and X[-1].tolist() == [1, 2, 3, 4, 5]

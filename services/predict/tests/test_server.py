@@ -304,3 +304,55 @@ def test_sigterm_lets_the_in_flight_request_finish(models: Path, tmp_path: Path)
         assert srv.proc.wait(timeout=30) == 0
         with pytest.raises(requests.ConnectionError):
             requests.get(srv.url + "/healthz", timeout=2)
+
+
+def raw_request(server: Server, head: bytes, body: bytes) -> tuple[int, bytes]:
+    """Send bytes as they are; the status code and body of the answer (the server closes)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(head + body)
+        response = b""
+        while chunk := sock.recv(65536):
+            response += chunk
+    status_line, _, rest = response.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.split(b"\r\n\r\n", 1)[1]
+
+
+def chunked(payload: bytes, size: int = 1 << 20) -> bytes:
+    pieces = [payload[i : i + size] for i in range(0, len(payload), size)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
+
+
+def chunked_head(path: str) -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize("path", ["/predict", f"/v2/models/{NAME}/infer"])
+def test_chunked_bodies_are_read_whole_and_within_the_limit(server: Server, path: str) -> None:
+    rows = [[1.5, 2, 3, 4, 5]] * 3
+    if path == "/predict":
+        doc: dict = {"inputs": rows}
+    else:
+        doc = {"inputs": [{"name": "x", "shape": [3, 5], "datatype": "FP64", "data": rows}]}
+    status, body = raw_request(server, chunked_head(path), chunked(orjson.dumps(doc), 7))
+    assert status == 200, body
+    # 17 MiB of valid JSON over the 16 MiB limit: a 413, never a prefix answered 200
+    big = orjson.dumps({"inputs": [[1.5, 2, 3, 4, 5]] * 100_000}).replace(b",", b",   ")
+    big = big[:-2] + b" " * (17 * 2**20 - len(big)) + big[-2:]
+    status, body = raw_request(server, chunked_head(path), chunked(big))
+    assert status == 413, body[:300]
+    assert b"MAX_CONTENT_LENGTH" in body
+    # a chunk size that is not hexadecimal: a 400 naming the body, never a 500
+    status, body = raw_request(server, chunked_head(path), b"zz\r\n{}\r\n0\r\n\r\n")
+    assert status == 400, body[:300]
+    message = orjson.loads(body)["error"]
+    assert "body" in (message if isinstance(message, str) else message["field"])
+
+
+def test_metrics_show_no_library_versions(server: Server) -> None:
+    assert server.post("/predict", json={"inputs": [[1, 2, 3, 4, 5]]}).status_code == 200
+    text = server.get("/metrics").text
+    assert "regpipe_predictions_total" in text
+    assert "flask_exporter_info" not in text and "python_info" not in text

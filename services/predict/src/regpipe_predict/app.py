@@ -71,9 +71,10 @@ def document_model(doc: dict[str, Any], model: LoadedModel, ma_plugin: Any, max_
         "records": {"value": {"instances": [dict(zip(features, example, strict=True))]}},
         "rows": {"value": {"inputs": [example]}},
     }
-    infer = doc["paths"]["/v2/models/{name}/infer"]["post"]["requestBody"]["content"]
     tensor = {"name": "input-0", "shape": [1, len(features)], "datatype": "FP64", "data": example}
-    infer["application/json"]["example"] = {"inputs": [tensor]}
+    for path in ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer"):
+        infer = doc["paths"][path]["post"]["requestBody"]["content"]
+        infer["application/json"]["example"] = {"inputs": [tensor]}
 
 
 def _swagger_asset(filename: str) -> Response:
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, start_store: bool = True) -> Fl
     api = ModelApi(app)
     api.spec.components.schema("PredictRequest", schema=schemas.PredictRequestDoc)
     api.spec.components.schema("InferRequest", schema=schemas.InferRequest)
+    api.spec.components.schema("V2Error", schema=schemas.V2Error)
     api.register_blueprint(routes.blp)
     api.register_blueprint(routes.v2)
     api.register_blueprint(report_route.blp)

@@ -1,8 +1,11 @@
-"""Every error is a JSON body ``{"error": {"code", "message", "field"?, "reason"}}``.
+"""Error bodies: ``/predict`` and the other routes answer ``{"error": {"code", "message",
+"field"?, "reason"}}``; the Open Inference Protocol V2 routes (``/v2...``) answer the protocol's
+``{"error": "<message>"}``.
 
 ``field`` names what was wrong (``instances[3].dep_delay``, ``inputs[0].shape``,
 ``Content-Type``, ``body``); ``reason`` is a short machine-readable tag, the same one the
-``regpipe_prediction_errors_total`` counter uses. No traceback ever reaches a client.
+``regpipe_prediction_errors_total`` counter uses. No traceback ever reaches a client, and a
+message quoting the client's bytes (a lone surrogate in a JSON key) is escaped, never a 500.
 """
 
 from __future__ import annotations
@@ -11,10 +14,12 @@ import logging
 from typing import Any
 
 import orjson
-from flask import Flask, Response
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
+
+V2_PREFIX = "/v2"
 
 
 class ApiError(Exception):
@@ -28,18 +33,41 @@ class ApiError(Exception):
         self.reason = reason
 
 
-def error_body(code: int, message: str, field: str | None, reason: str) -> dict[str, Any]:
+def is_v2(path: str) -> bool:
+    """True for the Open Inference Protocol routes, whose errors are ``{"error": "<message>"}``."""
+    return path == V2_PREFIX or path.startswith(V2_PREFIX + "/")
+
+
+def printable(text: str) -> str:
+    """``text`` as valid UTF-8: lone surrogates (from a client's JSON) become ``\\udfff``."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def error_body(
+    code: int, message: str, field: str | None, reason: str, v2: bool = False
+) -> dict[str, Any]:
+    message = printable(message)
+    if v2:
+        return {"error": message}
     error: dict[str, Any] = {"code": code, "message": message, "reason": reason}
     if field is not None:
-        error["field"] = field
+        error["field"] = printable(field)
     return {"error": error}
 
 
 def json_error(
-    code: int, message: str, field: str | None = None, reason: str = "invalid"
+    code: int,
+    message: str,
+    field: str | None = None,
+    reason: str = "invalid",
+    v2: bool = False,
 ) -> Response:
-    payload = orjson.dumps(error_body(code, message, field, reason))
+    payload = orjson.dumps(error_body(code, message, field, reason, v2))
     return Response(payload, status=code, mimetype="application/json")
+
+
+def _request_is_v2() -> bool:
+    return is_v2(request.path)
 
 
 _HTTP_REASONS = {
@@ -58,7 +86,8 @@ def _http_error(exc: HTTPException) -> Response:
     field = "body" if code == 413 else None
     if code == 413:
         message = "the request body is larger than MAX_CONTENT_LENGTH"
-    response = json_error(code, message, field, _HTTP_REASONS.get(code, "http_error"))
+    reason = _HTTP_REASONS.get(code, "http_error")
+    response = json_error(code, message, field, reason, _request_is_v2())
     allowed = getattr(exc, "valid_methods", None)  # a 405 says what is allowed
     if allowed:
         response.headers["Allow"] = ", ".join(allowed)
@@ -66,14 +95,15 @@ def _http_error(exc: HTTPException) -> Response:
 
 
 def _api_error(exc: ApiError) -> Response:
-    return json_error(exc.code, exc.message, exc.field, exc.reason)
+    return json_error(exc.code, exc.message, exc.field, exc.reason, _request_is_v2())
 
 
 def _unexpected(exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
         return _http_error(exc)
     log.exception("unexpected error while serving a request")
-    return json_error(500, "internal error; the service log has the details", None, "internal")
+    message = "internal error; the service log has the details"
+    return json_error(500, message, None, "internal", _request_is_v2())
 
 
 def register(app: Flask) -> None:

@@ -1,20 +1,23 @@
-"""A WSGI fast path for the success case of ``POST /predict``, in front of the Flask app.
+"""A WSGI fast path for the success case of ``POST /predict`` and ``POST /v2/models/{name}
+[/versions/{version}]/infer``, in front of the Flask app.
 
 A one-row prediction is a few microseconds of numpy; through Flask, flask-smorest and
 prometheus-flask-exporter the same request costs over 100 µs of Python (request context,
 werkzeug proxies, view wrappers, before/after hooks). :class:`PredictFastPath` wraps
-``app.wsgi_app`` and answers a well-formed ``POST /predict`` itself, with the view's own code
-(:func:`regpipe_predict.routes.predict_rows`, ``predict_body``, ``server_timing`` and
+``app.wsgi_app`` and answers a well-formed request itself, with the views' own code
+(:func:`regpipe_predict.routes.predict_rows` / ``infer_rows``, ``server_timing`` and
 ``ModelMetrics.record``), the same response bytes and headers, and the same HTTP metrics
 prometheus-flask-exporter would record (``flask_http_request_duration_seconds{method="POST",
-status="200",url_rule="/predict"}`` and ``flask_http_request_total{method="POST",
-status="200"}``).
+status="200",url_rule=...}`` and ``flask_http_request_total{method="POST", status="200"}``).
 
-Everything else goes to Flask untouched: other paths and methods, a ``Content-Type`` other than
-exactly ``application/json``, a missing, zero or over-the-limit ``Content-Length``, no model
-loaded, and any body the view would refuse (the body read here is handed on, so Flask reads the
-same bytes and answers, formats and counts the error exactly as before). The route stays a
-flask-smorest view, so the OpenAPI document is unchanged.
+Everything else goes to Flask untouched: other paths and methods, a content type the view would
+not take as is (``/predict``: exactly ``application/json``; infer: none or
+``application/json``, or the binary extension's header), a missing, zero or over-the-limit
+``Content-Length`` (chunked bodies), another model name or version, no model loaded, and any
+body the view would refuse (the body read here is handed on, so Flask reads the same bytes and
+answers, formats and counts the error exactly as before; the error found here travels along in
+the environ, so an invalid body is not parsed and explained twice). The routes stay
+flask-smorest views, so the OpenAPI document is unchanged.
 """
 
 from __future__ import annotations
@@ -26,13 +29,30 @@ from typing import Any
 
 from prometheus_client import Counter, Histogram
 
-from .routes import Service, predict_body, predict_rows, server_timing
+from . import oip
+from .errors import ApiError
+from .model_store import LoadedModel
+from .routes import REFUSED, Service, infer_rows, predict_body, predict_rows, server_timing
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+PREDICT_RULE = "/predict"
+INFER_RULE = "/v2/models/<name>/infer"
+VERSIONED_INFER_RULE = "/v2/models/<name>/versions/<version>/infer"
+JSON_TYPES = (None, "", "application/json")
+
+
+def infer_target(path: str) -> tuple[str, str, str | None] | None:
+    """``(url rule, model name, version or None)`` of an infer path, else None."""
+    parts = path.split("/")  # "", "v2", "models", name, ["versions", version,] "infer"
+    if len(parts) == 5 and parts[4] == "infer":
+        return INFER_RULE, parts[3], None
+    if len(parts) == 7 and parts[4] == "versions" and parts[6] == "infer":
+        return VERSIONED_INFER_RULE, parts[3], parts[5]
+    return None
 
 
 class PredictFastPath:
-    """WSGI middleware: ``POST /predict`` successes here, every other request to ``wsgi_app``."""
+    """WSGI middleware: prediction successes here, every other request to ``wsgi_app``."""
 
     def __init__(
         self, wsgi_app: WSGIApp, svc: Service, duration: Histogram, total: Counter
@@ -42,50 +62,89 @@ class PredictFastPath:
         self.max_length = svc.settings.max_content_length
         self.duration = duration
         self.total = total
-        self.children: tuple[Any, Any] | None = None  # label children, bound on first success
+        self.children: dict[str, tuple[Any, Any]] = {}  # label children by URL rule
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("REQUEST_METHOD") != "POST":
+            return self.wsgi_app(environ, start_response)
+        path = environ.get("PATH_INFO", "")
+        model = self.svc.store.current
+        if path == PREDICT_RULE:
+            if model is None or environ.get("CONTENT_TYPE") != "application/json":
+                return self.wsgi_app(environ, start_response)
+            return self.answer(environ, start_response, PREDICT_RULE, self.predict, model)
+        target = infer_target(path) if path.startswith("/v2/models/") else None
         if (
-            environ.get("PATH_INFO") != "/predict"
-            or environ.get("REQUEST_METHOD") != "POST"
-            or environ.get("CONTENT_TYPE") != "application/json"
+            target is None
+            or model is None
+            or target[1] != model.name
+            or target[2] not in (None, model.version)
+            or (
+                environ.get("CONTENT_TYPE") not in JSON_TYPES
+                and oip.HEADER_LENGTH_ENVIRON not in environ
+            )
         ):
             return self.wsgi_app(environ, start_response)
+        return self.answer(environ, start_response, target[0], self.infer, model)
+
+    def answer(
+        self,
+        environ: dict[str, Any],
+        start_response: Callable[..., Any],
+        rule: str,
+        handler: Callable[..., tuple[bytes, list[tuple[str, str]], float]],
+        model: LoadedModel,
+    ) -> Any:
+        """Read the body, run ``handler``; on any refusal hand the same bytes on to Flask."""
         start = time.perf_counter()
-        svc = self.svc
-        model = svc.store.current
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        if model is None or not 0 < length <= self.max_length:
+        if not 0 < length <= self.max_length:
             return self.wsgi_app(environ, start_response)
         body = environ["wsgi.input"].read(length)
         try:
             if len(body) != length:
                 raise EOFError("short body")
-            X, y, seconds = predict_rows(svc, model, body)
-        except Exception:  # refused (or unexpected): Flask answers and counts it, as always
+            payload, headers, seconds = handler(environ, model, body)
+        except Exception as exc:  # refused (or unexpected): Flask answers and counts it
+            if isinstance(exc, ApiError):
+                environ[REFUSED] = exc  # the view raises it rather than work it out again
             environ["wsgi.input"] = io.BytesIO(body)
             return self.wsgi_app(environ, start_response)
-        svc.metrics.record("rest", model, X, y, seconds)
-        payload = predict_body(model, y)
         headers = [
-            ("Content-Type", "application/json"),
+            *headers,
             ("Content-Length", str(len(payload))),
             ("Server-Timing", server_timing(start, seconds)),
         ]
         start_response("200 OK", headers)
-        self.record_http(time.perf_counter() - start)
+        self.record_http(rule, time.perf_counter() - start)
         return [payload]
 
-    def record_http(self, seconds: float) -> None:
+    def predict(
+        self, environ: dict[str, Any], model: LoadedModel, body: bytes
+    ) -> tuple[bytes, list[tuple[str, str]], float]:
+        X, y, seconds = predict_rows(self.svc, model, body)
+        self.svc.metrics.record("rest", model, X, y, seconds)
+        return predict_body(model, y), oip.JSON_TYPE, seconds
+
+    def infer(
+        self, environ: dict[str, Any], model: LoadedModel, body: bytes
+    ) -> tuple[bytes, list[tuple[str, str]], float]:
+        json_length = oip.header_length(environ.get(oip.HEADER_LENGTH_ENVIRON))
+        X, y, seconds, payload, headers = infer_rows(self.svc, model, body, json_length)
+        self.svc.metrics.record("v2", model, X, y, seconds)
+        return payload, headers, seconds
+
+    def record_http(self, rule: str, seconds: float) -> None:
         """What prometheus-flask-exporter's ``after_request`` records for this 200."""
-        if self.children is None:
-            self.children = (
-                self.duration.labels(method="POST", status=200, url_rule="/predict"),
+        children = self.children.get(rule)
+        if children is None:
+            children = self.children[rule] = (
+                self.duration.labels(method="POST", status=200, url_rule=rule),
                 self.total.labels(method="POST", status=200),
             )
-        duration, total = self.children
+        duration, total = children
         duration.observe(seconds)
         total.inc()

@@ -30,6 +30,8 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 from flask import Flask, Response
@@ -40,6 +42,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Metric,
     generate_latest,
     multiprocess,
 )
@@ -112,12 +115,30 @@ def http_request_metrics(exporter: PrometheusMetrics) -> tuple[Histogram, Counte
     )
 
 
+# Library and runtime versions are an attacker's map, not a client's need: never exported.
+HIDDEN_METRICS = frozenset({"flask_exporter_info", "python_info"})
+
+
+class _Visible:
+    """A collector's metrics without :data:`HIDDEN_METRICS`."""
+
+    def __init__(self, *collectors: Any) -> None:
+        self.collectors = collectors
+
+    def collect(self) -> Iterator[Metric]:
+        for collector in self.collectors:
+            for family in collector.collect():
+                if family.name not in HIDDEN_METRICS:
+                    yield family
+
+
 def render(http_registry: CollectorRegistry) -> bytes:
+    registry = CollectorRegistry()
     if multiprocess_mode():
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry)
-    return generate_latest(REGISTRY) + generate_latest(http_registry)
+        registry.register(_Visible(multiprocess.MultiProcessCollector(None)))
+    else:
+        registry.register(_Visible(REGISTRY, http_registry))
+    return generate_latest(registry)
 
 
 def value_buckets(target_stats: dict | None) -> tuple[float, ...]:
@@ -163,7 +184,9 @@ class Drift:
     def __init__(self, model: LoadedModel, window: int, interval: float) -> None:
         stats = model.metadata.get("feature_stats") or {}
         self.features = [f for f in model.features if f in stats]
-        self.index = [model.features.index(f) for f in self.features]
+        index = [model.features.index(f) for f in self.features]
+        # every feature in order (the usual case): sum X itself, no fancy-indexed copy
+        self.index: list[int] | None = None if index == list(range(len(model.features))) else index
         self.mean = np.array([float(stats[f].get("mean", 0.0)) for f in self.features])
         var = np.array([float(stats[f].get("var", 0.0)) for f in self.features])
         self.sd = np.where(var > 0, np.sqrt(np.maximum(var, 0)), np.nan)
@@ -179,7 +202,8 @@ class Drift:
     def update(self, X: np.ndarray) -> None:
         if not self.features:
             return
-        sums = X[:, self.index].sum(axis=0)
+        X = X[-self.window :]  # older rows of a large batch would leave the window at once
+        sums = (X if self.index is None else X[:, self.index]).sum(axis=0)
         with self.lock:
             self.chunks.append((len(X), sums))
             self.rows += len(X)

@@ -17,11 +17,10 @@ import orjson
 from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from werkzeug.exceptions import RequestEntityTooLarge
 
-from . import oip, schemas
+from . import __version__, oip, schemas
 from .errors import ApiError
-from .inputs import has_boolean, parse_json, predict_matrix
+from .inputs import parse_json, predict_matrix, read_body
 from .metrics import ModelMetrics
 from .model_store import LoadedModel, ModelStore
 from .settings import Settings
@@ -32,13 +31,31 @@ v2 = Blueprint("v2", __name__, url_prefix="/v2", description="Open Inference Pro
 ERRORS = {
     400: "malformed JSON",
     413: "body over MAX_CONTENT_LENGTH or rows over MAX_ROWS",
-    415: "Content-Type is not application/json",
+    415: "Content-Type is not application/json (nor the binary tensor extension on /v2)",
     422: "the body does not match the model's inputs; `field` names what",
     503: "no verified model is loaded yet",
-    404: "no model of that name",
+    404: "no model of that name (or version)",
 }
 ERROR_REF = "#/components/schemas/ErrorResponse"
+V2_ERROR_REF = "#/components/schemas/V2Error"
+# What GET /model shows of metadata.json: what a client needs, no storage paths or library
+# versions (an attacker's map of the deployment).
+MODEL_KEYS = (
+    "name",
+    "version",
+    "features",
+    "target",
+    "metrics",
+    "optimum",
+    "params",
+    "dataset_fingerprint",
+    "feature_stats",
+    "target_stats",
+    "created_at",
+    "sha256",
+)
 JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
+REFUSED = "regpipe.refused"  # environ key: the ApiError the fast path found for this very body
 
 
 @dataclass
@@ -65,25 +82,34 @@ def ready_model() -> LoadedModel:
     return model
 
 
+def _content_type_error(detail: str) -> ApiError:
+    message = f"Content-Type must be {detail}, not {request.mimetype or 'missing'}"
+    return ApiError(415, message, "Content-Type", "content_type")
+
+
 def json_body() -> bytes:
     """The raw body of a JSON request: 415 for another content type, 413 over the size limit."""
     if request.mimetype != "application/json":
-        raise ApiError(
-            415,
-            f"Content-Type must be application/json, not {request.mimetype or 'missing'}",
-            "Content-Type",
-            "content_type",
-        )
-    try:
-        return request.get_data(cache=False)
-    except RequestEntityTooLarge:
-        limit = service().settings.max_content_length
-        raise ApiError(
-            413,
-            f"the body is over the {limit}-byte limit (MAX_CONTENT_LENGTH)",
-            "body",
-            "body_too_large",
-        ) from None
+        raise _content_type_error("application/json")
+    return read_body(request.environ, service().settings.max_content_length)
+
+
+def infer_body() -> tuple[bytes, int | None]:
+    """An infer body and its JSON header's length (binary tensor extension), or None for JSON.
+
+    JSON when ``Content-Type`` is missing or ``application/json`` (tritonclient sends none).
+    """
+    json_length = oip.header_length(request.headers.get(oip.HEADER_LENGTH))
+    if json_length is None and request.mimetype not in ("", "application/json"):
+        raise _content_type_error(f"application/json or missing (or {oip.HEADER_LENGTH} given)")
+    return read_body(request.environ, service().settings.max_content_length), json_length
+
+
+def refused_already() -> None:
+    """Raise the error the fast path found for this body, instead of finding it again."""
+    exc = request.environ.pop(REFUSED, None)
+    if exc is not None:
+        raise exc
 
 
 def compute(model: LoadedModel, X: np.ndarray, field: str) -> tuple[np.ndarray, float]:
@@ -120,6 +146,19 @@ def predict_rows(
     return X, y, seconds
 
 
+def infer_rows(
+    svc: Service, model: LoadedModel, body: bytes, json_length: int | None
+) -> tuple[np.ndarray, np.ndarray, float, bytes, list[tuple[str, str]]]:
+    """An infer request: matrix, predictions, model seconds, response bytes and content headers.
+
+    Records nothing; the view (and :mod:`regpipe_predict.fastpath`) records a success.
+    """
+    req = oip.parse_infer(body, json_length, model, svc.settings.max_rows)
+    y, seconds = compute(model, req.X, "inputs[0].data")
+    payload, headers = oip.infer_response(model, req, y)
+    return req.X, y, seconds, payload, headers
+
+
 def predict_body(model: LoadedModel, y: np.ndarray) -> bytes:
     return orjson.dumps({"predictions": y, "model": model_ref(model)}, option=JSON_OPTS)
 
@@ -144,7 +183,7 @@ def _with_error_metric(func: Any) -> Any:
     return wrapper
 
 
-def error_responses(*codes: int) -> dict[int, dict[str, Any]]:
+def error_responses(*codes: int, ref: str = ERROR_REF) -> dict[int, dict[str, Any]]:
     """OpenAPI ``responses`` for these error codes, for one ``@blp.doc`` per view.
 
     ``@blp.alt_response`` would document the same, but each one wraps the view in another
@@ -153,7 +192,7 @@ def error_responses(*codes: int) -> dict[int, dict[str, Any]]:
     return {
         code: {
             "description": ERRORS[code],
-            "content": {"application/json": {"schema": {"$ref": ERROR_REF}}},
+            "content": {"application/json": {"schema": {"$ref": ref}}},
         }
         for code in codes
     }
@@ -168,7 +207,9 @@ PREDICT_BODY = {
 
 INFER_BODY = {
     "required": True,
-    "description": "OIP V2 inference request",
+    "description": "OIP V2 inference request. Binary tensor extension: send the header "
+    f"`{oip.HEADER_LENGTH}: <bytes of JSON>`, the JSON, then each input's raw little-endian "
+    "bytes (its `parameters.binary_data_size`), in order.",
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InferRequest"}}},
 }
 
@@ -191,7 +232,9 @@ class Predict(MethodView):
         start = time.perf_counter()
         svc = service()
         model = ready_model()
-        X, y, seconds = predict_rows(svc, model, json_body())
+        body = json_body()
+        refused_already()
+        X, y, seconds = predict_rows(svc, model, body)
         svc.metrics.record("rest", model, X, y, seconds)
         response = Response(predict_body(model, y), mimetype="application/json")
         response.headers["Server-Timing"] = server_timing(start, seconds)
@@ -203,8 +246,12 @@ class Model(MethodView):
     @blp.response(200, schemas.ModelMetadata)
     @blp.doc(responses=error_responses(503))
     def get(self) -> Response:
-        """The bundle's metadata: name, version, features, target, metrics, created_at, ..."""
-        return json_response(ready_model().metadata)
+        """The bundle's metadata: name, version, features, target, metrics, created_at, ...
+
+        Storage paths and library versions stay on the server.
+        """
+        metadata = ready_model().metadata
+        return json_response({k: metadata[k] for k in MODEL_KEYS if k in metadata})
 
 
 @blp.route("/healthz")
@@ -227,12 +274,19 @@ class Readyz(MethodView):
 # --- Open Inference Protocol V2 ----------------------------------------------------------------
 
 
-def named_model(name: str) -> LoadedModel:
+V2_ERRORS = functools.partial(error_responses, ref=V2_ERROR_REF)
+
+
+def named_model(name: str, version: str | None = None) -> LoadedModel:
+    """The served model if it has this name (and version), else a 404."""
     model = ready_model()
     if name != model.name:
         raise ApiError(
             404, f"no model named {name!r}; this server serves {model.name!r}", "name", "not_found"
         )
+    if version is not None and version != model.version:
+        message = f"model {name!r} has no version {version!r}; it serves {model.version!r}"
+        raise ApiError(404, message, "version", "not_found")
     return model
 
 
@@ -240,10 +294,9 @@ def named_model(name: str) -> LoadedModel:
 class ServerMetadata(MethodView):
     @v2.response(200, schemas.ServerMetadata)
     def get(self) -> Response:
-        """Server metadata."""
-        from . import __version__
-
-        return json_response({"name": "regpipe-predict", "version": __version__, "extensions": []})
+        """Server metadata: name, version and the protocol extensions it speaks."""
+        doc = {"name": "regpipe-predict", "version": __version__, "extensions": oip.EXTENSIONS}
+        return json_response(doc)
 
 
 @v2.route("/health/live")
@@ -257,7 +310,7 @@ class Live(MethodView):
 @v2.route("/health/ready")
 class Ready(MethodView):
     @v2.response(200, schemas.Ready)
-    @v2.doc(responses=error_responses(503))
+    @v2.doc(responses=V2_ERRORS(503))
     def get(self) -> Response:
         """The server is ready: a verified model is loaded."""
         ready_model()
@@ -267,34 +320,50 @@ class Ready(MethodView):
 @v2.route("/models/<name>")
 class ModelMetadata(MethodView):
     @v2.response(200, schemas.OipModelMetadata)
-    @v2.doc(responses=error_responses(404, 503))
-    def get(self, name: str) -> Response:
+    @v2.doc(responses=V2_ERRORS(404, 503))
+    def get(self, name: str, version: str | None = None) -> Response:
         """Model metadata: versions, platform, input and output tensors."""
-        return json_response(oip.model_metadata(named_model(name)))
+        return json_response(oip.model_metadata(named_model(name, version)))
+
+
+@v2.route("/models/<name>/versions/<version>")
+class VersionedModelMetadata(ModelMetadata):
+    pass
 
 
 @v2.route("/models/<name>/ready")
 class ModelReady(MethodView):
-    @v2.response(200, schemas.Ready)
-    @v2.doc(responses=error_responses(404, 503))
-    def get(self, name: str) -> Response:
-        """The named model is loaded and verified."""
-        named_model(name)
-        return json_response({"ready": True})
+    @v2.response(200, schemas.ModelReady)
+    @v2.doc(responses=V2_ERRORS(404, 503))
+    def get(self, name: str, version: str | None = None) -> Response:
+        """The named model (version) is loaded and verified."""
+        return json_response({"name": named_model(name, version).name, "ready": True})
+
+
+@v2.route("/models/<name>/versions/<version>/ready")
+class VersionedModelReady(ModelReady):
+    pass
 
 
 @v2.route("/models/<name>/infer")
 class Infer(MethodView):
-    @v2.doc(requestBody=INFER_BODY, responses=error_responses(400, 404, 413, 415, 422, 503))
+    @v2.doc(requestBody=INFER_BODY, responses=V2_ERRORS(400, 404, 413, 415, 422, 503))
     @v2.response(200, schemas.InferResponse)
     @_with_error_metric
-    def post(self, name: str) -> Response:
-        """Inference on an FP64/FP32 tensor of shape ``[n, n_features]`` (flat or nested)."""
+    def post(self, name: str, version: str | None = None) -> Response:
+        """Inference on numbers of shape ``[n, n_features]`` (flat or nested, JSON or binary)."""
+        start = time.perf_counter()
         svc = service()
-        model = named_model(name)
-        body = json_body()
-        doc = parse_json(body)
-        X = oip.infer_matrix(doc, model, svc.settings.max_rows, has_boolean(body))
-        y, seconds = compute(model, X, "inputs[0].data")
+        model = named_model(name, version)
+        body, json_length = infer_body()
+        refused_already()
+        X, y, seconds, payload, headers = infer_rows(svc, model, body, json_length)
         svc.metrics.record("v2", model, X, y, seconds)
-        return json_response(oip.infer_response(doc, model, y))
+        response = Response(payload, headers=headers[1:], content_type=headers[0][1])
+        response.headers["Server-Timing"] = server_timing(start, seconds)
+        return response
+
+
+@v2.route("/models/<name>/versions/<version>/infer")
+class VersionedInfer(Infer):
+    pass

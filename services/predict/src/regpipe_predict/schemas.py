@@ -204,31 +204,57 @@ class OipModelMetadata(Schema):
 
 
 DATATYPES = ("FP64", "FP32", "FP16", "INT64", "INT32", "INT16", "INT8")
+OUTPUT_DATATYPES = ("FP64", "FP32")
+
+
+class V2Error(Schema):
+    """The Open Inference Protocol's error body."""
+
+    error = fields.String(required=True, metadata={"example": "inputs[0].shape: ..."})
+
+
+class ModelReady(Schema):
+    name = fields.String(required=True)
+    ready = fields.Boolean(required=True)
 
 
 class RequestInput(Schema):
     name = fields.String(required=True, metadata={"example": "input-0"})
-    shape = fields.List(fields.Integer(), required=True, metadata={"example": [1, 5]})
+    shape = fields.List(
+        fields.Integer(validate=validate.Range(min=0)),
+        required=True,
+        validate=validate.Length(min=1, max=2),
+        metadata={"example": [1, 5]},
+    )
     datatype = fields.String(
         required=True, validate=validate.OneOf(DATATYPES), metadata={"example": "FP64"}
     )
     data = fields.List(
         fields.Raw(),
-        required=True,
-        metadata={"description": "row-major, flat or nested", "example": [1, 2, 3, 4, 5]},
+        metadata={
+            "description": "row-major, flat or nested; absent when parameters.binary_data_size "
+            "gives the size of the tensor's bytes after the JSON (binary tensor extension)",
+            "example": [1, 2, 3, 4, 5],
+        },
     )
-    parameters = fields.Dict()
+    parameters = fields.Dict(metadata={"description": "binary_data_size (bytes)"})
 
 
 class RequestOutput(Schema):
-    name = fields.String(required=True)
-    parameters = fields.Dict()
+    name = fields.String(required=True, validate=validate.OneOf(["predict"]))
+    parameters = fields.Dict(
+        metadata={"description": "binary_data (bool), datatype (FP64 or FP32)"}
+    )
 
 
 class InferRequest(Schema):
     id = fields.String()
-    parameters = fields.Dict()
-    inputs = fields.List(fields.Nested(RequestInput), required=True)
+    model_name = fields.String()
+    model_version = fields.String()
+    parameters = fields.Dict(metadata={"description": "binary_data_output (bool)"})
+    inputs = fields.List(
+        fields.Nested(RequestInput), required=True, validate=validate.Length(min=1)
+    )
     outputs = fields.List(fields.Nested(RequestOutput))
 
 
@@ -236,13 +262,14 @@ class ResponseOutput(Schema):
     name = fields.String(required=True, metadata={"example": "predict"})
     shape = fields.List(fields.Integer(), required=True, metadata={"example": [1]})
     datatype = fields.String(required=True, metadata={"example": "FP64"})
-    data = fields.List(fields.Float(), required=True, metadata={"example": [12.5]})
+    data = fields.List(fields.Float(), metadata={"example": [12.5]})
+    parameters = fields.Dict(metadata={"description": "binary_data_size, for a binary output"})
 
 
 class InferResponse(Schema):
     model_name = fields.String(required=True)
     model_version = fields.String(required=True)
-    id = fields.String(required=True)
+    id = fields.String()
     parameters = fields.Dict()
     outputs = fields.List(fields.Nested(ResponseOutput), required=True)
 
@@ -264,6 +291,13 @@ def explain(doc: Any, features: tuple[str, ...], example: tuple[float, ...]) -> 
                         return error
                 return None
     return _first_error(schema, doc, None, 0)
+
+
+def explain_row(
+    key: str, row: Any, index: int, features: tuple[str, ...], example: tuple[float, ...]
+) -> ApiError | None:
+    """The problem with row ``index`` of ``instances`` or ``inputs``, named at that index."""
+    return _first_error(request_schema(features, example), {key: [row]}, key, index)
 
 
 def _first_error(schema: Schema, doc: Any, key: str | None, offset: int) -> ApiError | None:
