@@ -825,3 +825,19 @@ def test_score_settings_reach_the_environment() -> None:
     assert "SCORE_KEY" not in {
         e["name"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
     }
+
+
+@pytest.mark.parametrize("chart", ["preprocess", "train", "score"])
+def test_the_dask_dashboard_can_be_exposed(chart: str) -> None:
+    """dask.dashboardPort: the local cluster's dashboard on a container port (port-forward)."""
+    values = {**base_values(chart), "dask": {"dashboardPort": 8787}}
+    [job] = by_kind(render(chart, values), "Job")
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["DASK_DASHBOARD_ADDRESS"] == ":8787"
+    assert container["ports"] == [{"name": "dask-dashboard", "containerPort": 8787}]
+    validate(job, "1.33.0")
+    [job] = by_kind(render(chart, base_values(chart)), "Job")  # default: loopback only
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    assert "ports" not in container
+    assert "DASK_DASHBOARD_ADDRESS" not in {e["name"] for e in container["env"]}

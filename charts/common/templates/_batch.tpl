@@ -28,8 +28,16 @@ spec:
         {{- if $v.dask.enabled }}
         - name: DASK_SCHEDULER_ADDRESS
           value: {{ required "dask.schedulerAddress is required when dask.enabled" $v.dask.schedulerAddress | quote }}
+        {{- else if $v.dask.dashboardPort }}
+        - name: DASK_DASHBOARD_ADDRESS
+          value: {{ printf ":%d" (int $v.dask.dashboardPort) | quote }}
         {{- end }}
         {{- include "common.container.env" $ctx | nindent 8 }}
+      {{- if and (not $v.dask.enabled) $v.dask.dashboardPort }}
+      ports:
+        - name: dask-dashboard
+          containerPort: {{ int $v.dask.dashboardPort }}
+      {{- end }}
       {{- include "common.container.envFrom" $ctx | nindent 6 }}
       {{- with $v.resources }}
       resources:
@@ -155,6 +163,13 @@ spec:
 {{- if .Values.job.enabled }}
 
   kubectl -n {{ .Release.Namespace }} logs -f job/{{ include "common.batch.jobName" . }}
+{{- if and (not .Values.dask.enabled) .Values.dask.dashboardPort }}
+
+The Dask dashboard of the running job (its tasks, progress and memory):
+
+  kubectl -n {{ .Release.Namespace }} port-forward job/{{ include "common.batch.jobName" . }} {{ .Values.dask.dashboardPort }}
+  open http://127.0.0.1:{{ .Values.dask.dashboardPort }}/status
+{{- end }}
 {{- end }}
 {{- if .Values.cronjob.enabled }}
 

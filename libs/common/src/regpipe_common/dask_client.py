@@ -4,7 +4,8 @@ With ``DASK_SCHEDULER_ADDRESS`` set, connect to that scheduler (a ``dask schedul
 the dask-kubernetes operator's ``DaskJob`` or the ``dask`` Helm chart all set it). Otherwise
 start an in-process ``LocalCluster``: ``DASK_N_WORKERS`` workers (default: the CPU count) of
 ``DASK_THREADS_PER_WORKER`` threads (default 1), as threads of this process unless
-``DASK_LOCAL_PROCESSES=true``.
+``DASK_LOCAL_PROCESSES=true``; its dashboard on ``DASK_DASHBOARD_ADDRESS`` (default: loopback,
+a free port; the job charts' ``dask.dashboardPort`` sets ``:PORT`` to reach it from outside).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from .log import event
-from .settings import dask_scheduler_address, env_bool, env_int
+from .settings import dask_scheduler_address, env_bool, env_int, env_str
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -45,7 +46,7 @@ def dask_client() -> Iterator[Client]:
         n_workers=env_int("DASK_N_WORKERS", os.cpu_count() or 1),
         threads_per_worker=env_int("DASK_THREADS_PER_WORKER", 1),
         processes=processes,
-        dashboard_address="127.0.0.1:0",
+        dashboard_address=env_str("DASK_DASHBOARD_ADDRESS", "127.0.0.1:0"),
         worker_dashboard_address="127.0.0.1:0",
         **({"host": "127.0.0.1"} if processes else {}),
     )

@@ -1,7 +1,6 @@
 """Which Parquet parts make up the input: a split of a prepared dataset.
 
-:func:`resolve_input` is the one place that knows the prepared dataset's layout (see
-docs/contracts.md); swap it for the shared reader when ``regpipe_common`` has one.
+The prepared dataset is read through its contract, :mod:`regpipe_common.dataset`.
 """
 
 from __future__ import annotations
@@ -11,11 +10,10 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any
 
-from regpipe_common import publish, storage
+from regpipe_common import dataset
 from regpipe_common.errors import DataError
 
-MANIFEST = "manifest.json"
-SPLITS = ("train", "test")
+SPLITS = dataset.SPLITS
 
 
 @dataclass(frozen=True)
@@ -43,7 +41,7 @@ class ScoreInput:
 
 
 def resolve_input(url: str) -> ScoreInput:
-    """``<prepared>/<split>`` → its part URLs from ``<prepared>/manifest.json``."""
+    """``<prepared>/<split>`` → its part URLs, from the dataset's checked manifest."""
     url = url.rstrip("/")
     split = posixpath.basename(url)
     dataset_url = url[: -len(split)].rstrip("/") or "."
@@ -52,23 +50,10 @@ def resolve_input(url: str) -> ScoreInput:
             f"--input {url}: expected a prepared dataset's split (<prepared>/test or "
             "<prepared>/train)"
         )
-    manifest_url = storage.join(dataset_url, MANIFEST)
-    try:
-        manifest = publish.read_json(manifest_url)
-    except FileNotFoundError:
-        raise DataError(
-            f"{manifest_url} not found: {url} is not a split of a whole prepared dataset "
-            "(the preprocess service writes the manifest last)"
-        ) from None
-    except ValueError as exc:
-        raise DataError(f"{manifest_url} is not valid JSON: {exc}") from None
-    entries = (manifest.get("splits") or {}).get(split) if isinstance(manifest, dict) else None
-    if not isinstance(entries, list):
-        raise DataError(f"{manifest_url}: 'splits' lacks the {split!r} partition list")
-    parts = []
-    for i, entry in enumerate(entries):
-        if not isinstance(entry, dict) or "path" not in entry:
-            raise DataError(f"{manifest_url}: {split} partition #{i} lacks 'path'")
-        if int(entry.get("rows", 1)) > 0:
-            parts.append(storage.join(dataset_url, entry["path"]))
+    manifest = dataset.read_manifest(dataset_url)
+    parts = [
+        dataset.part_url(dataset_url, entry)
+        for entry in manifest["splits"][split]
+        if int(entry["rows"]) > 0
+    ]
     return ScoreInput(url=url, split=split, parts=parts, manifest=manifest)
