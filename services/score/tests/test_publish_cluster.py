@@ -31,9 +31,12 @@ def _many_parts(root: Path, features: list[str], parts: int, rows: int) -> Path:
         pq.write_table(pa.table(columns), root / rel)
         digest.update((root / rel).read_bytes())
         entries.append({"path": rel, "rows": rows})
-    manifest = {
+    stats = {"count": 1, "mean": 0.0, "var": 1.0, "min": -5.0, "max": 5.0}
+    manifest = {  # a whole manifest (regpipe_common.dataset checks it), train stats as generated
         "format": "regpipe-dataset/1",
         "splits": {"train": [], "test": entries},
+        "features": dict.fromkeys(features, stats),
+        "target": {"name": "y", **stats},
         "spec": {"key": []},
         "fingerprint": digest.hexdigest(),
     }

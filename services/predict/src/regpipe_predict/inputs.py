@@ -40,6 +40,7 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
         while chunk := stream.read(READ_SIZE):  # chunked (or no body): read to the end
             size += len(chunk)
             if size > limit:
+                _discard(stream, size, limit)
                 raise _too_large(limit)
             parts.append(chunk)
         return b"".join(parts)
@@ -56,12 +57,26 @@ def _content_length(value: str) -> int:
 
 def _read_length(stream: Any, length: int, limit: int) -> bytes:
     if length > limit:
+        _discard(stream, 0, limit)
         raise _too_large(limit)
     body = stream.read(length)
     if len(body) != length:
         message = f"the body ended after {len(body)} of {length} bytes (Content-Length)"
         raise ApiError(400, message, "body", "malformed_body")
     return body
+
+
+def _discard(stream: Any, size: int, limit: int) -> None:
+    """Read and drop the rest of an oversized body (up to 4 × the limit) before the 413.
+
+    A server that answers and closes while the client is still sending resets the connection,
+    and the client then never reads the 413; past the cap that is what happens.
+    """
+    try:
+        while size <= 4 * limit and (chunk := stream.read(READ_SIZE)):
+            size += len(chunk)
+    except (ParseException, OSError):
+        pass
 
 
 def _too_large(limit: int) -> ApiError:
