@@ -5,7 +5,9 @@ takes to arrive, so a few clients sending one byte at a time hold every thread a
 stops answering. A greenlet waits on its socket without holding anything, up to
 ``WORKER_CONNECTIONS`` connections per worker, and gunicorn's gevent worker gives the headers of
 each request ``KEEPALIVE`` seconds. Requests still compute one at a time per worker, as before
-(CPU-bound under the GIL); the model poller runs as a greenlet (threading is monkey-patched).
+(CPU-bound under the GIL). Threads are not monkey-patched: the model poller stays a real thread,
+and so does the event-loop thread of fsspec's async filesystems (s3fs), which refuses to run
+inside a patched thread ("Calling sync() from within a running loop").
 
 Two changes to gunicorn's ``GeventWorker``. Each request is followed by a yield, so that under
 load every connection gets its turn. The SIGTERM drain lets no client see a reset: the listener
@@ -23,6 +25,7 @@ from functools import partial
 from typing import Any
 
 import gevent
+from gevent import monkey
 from gevent.pool import Pool
 from gevent.server import StreamServer
 from gunicorn.workers.ggevent import GeventWorker
@@ -51,6 +54,14 @@ class ListenerName:
 
 class Worker(GeventWorker):
     """gunicorn's gevent worker with :class:`DrainingServer` listeners (plain HTTP only)."""
+
+    def patch(self) -> None:
+        """gunicorn's patch, but real threads (see the module docstring)."""
+        monkey.patch_all(thread=False, select=False)
+        self.sockets = [
+            socket.socket(s.FAMILY, socket.SOCK_STREAM, fileno=s.sock.detach())
+            for s in self.sockets
+        ]
 
     def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> None:
         """Serve one request, then yield: a client that sends its next request at once would
