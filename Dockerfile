@@ -43,11 +43,14 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 WORKDIR /tmp
-USER 10001:10001
-# Last, so that a new commit only relabels: CI passes the tag's version and the commit.
+# Last, so that a new commit only relabels: CI passes the tag's version and the commit. The
+# RUN records them in the image too, and makes a layer cache keyed on instruction text (as
+# buildah's is) see a new revision, which it would not for the LABEL alone.
 ARG SERVICE
 ARG VERSION=0.1.0
 ARG REVISION=unknown
+RUN printf 'regpipe-%s %s %s\n' "$SERVICE" "$VERSION" "$REVISION" > /etc/regpipe-build
+USER 10001:10001
 LABEL org.opencontainers.image.title="regpipe-${SERVICE}" \
       org.opencontainers.image.source="https://github.com/regpipe/regpipe" \
       org.opencontainers.image.version="${VERSION}" \

@@ -42,7 +42,7 @@ import yaml
 pytestmark = [pytest.mark.images, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVICES = ("preprocess", "train", "predict")
+SERVICES = ("preprocess", "train", "predict", "score")
 TAG = os.environ.get("REGPIPE_IMAGE_TAG", "test")  # another tag keeps parallel runs apart
 CACHE = Path(os.environ.get("REGPIPE_IMAGE_CACHE", "/var/tmp/regpipe-images"))
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
