@@ -6,10 +6,10 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from importlib.metadata import version
 
 from regpipe_common.errors import RegpipeError
 from regpipe_common.log import configure_logging
+from regpipe_common.version import add_version_flag
 
 from .settings import ENV_VARS, ON_MISSING, ScoreSettings, env_defaults
 
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         "publish the predictions atomically. Every flag falls back to the environment variable "
         "shown. Also: DASK_SCHEDULER_ADDRESS, LOG_LEVEL, LOG_FORMAT.",
     )
-    parser.add_argument("--version", action="version", version=f"{PROG} {version(PROG)}")
+    add_version_flag(parser, PROG)
     for dest, env in ENV_VARS.items():
         flag = "--" + dest.replace("_", "-")
         shown = "required" if dest in REQUIRED else f"default: {defaults[dest] or 'unset'}"
