@@ -15,14 +15,10 @@ from pathlib import Path
 import pytest
 
 BIN = Path(sys.executable).parent
-# Test support modules every package's tests may import (crafted pickles, ...).
+# Test support modules every package's tests may import (free ports, crafted pickles, ...).
 sys.path.insert(0, str(Path(__file__).parent / "tests" / "support"))
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from net import free_port  # noqa: E402
 
 
 @pytest.fixture

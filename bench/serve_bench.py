@@ -33,7 +33,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,6 +48,7 @@ import pandas as pd
 import requests
 
 from regpipe_predict.settings import WORKER_CLASSES
+from tests.support.net import free_port
 
 BIN = Path(sys.executable).parent
 DURATION = os.environ.get("BENCH_SERVE_SECONDS", "10")
@@ -213,12 +213,6 @@ TARGETS = {
 def lua_string(data: bytes) -> str:
     """A Lua string literal holding these exact bytes (decimal escapes)."""
     return '"' + "".join(f"\\{b:03d}" for b in data) + '"'
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager

@@ -27,7 +27,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -38,6 +37,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from net import free_port
 
 pytestmark = [pytest.mark.images, pytest.mark.slow]
 
@@ -307,12 +307,6 @@ def pipeline(podman_env: dict, images: dict, flights: Path) -> Path:
         timeout=900,
     )
     return flights
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_ready(url: str, seconds: float = 120) -> requests.Response:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -89,12 +89,6 @@ def test_a_failed_job_prints_its_error_as_json(jobs: dict) -> None:
     docs = records(result.stdout, "stdout") + records(result.stderr, "stderr")
     errors = [d for d in docs if d["logger"] == "stderr"]
     assert errors and "missing.csv" in " ".join(d["msg"] for d in errors)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_gunicorn_and_the_app_print_only_json(jobs: dict, tmp_path: Path) -> None:

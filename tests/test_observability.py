@@ -25,7 +25,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -36,6 +35,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from net import free_port, wait_for
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
@@ -47,24 +47,6 @@ RATE_INTERVAL = "20s"
 SAMPLE_ROWS = 40_000
 LOAD_SECONDS = 25
 MAX_REQUESTS = 20_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(check, what: str, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"timed out after {seconds}s waiting for {what}")
 
 
 @pytest.fixture(scope="module")

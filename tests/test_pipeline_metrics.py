@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from net import free_port, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from regpipe_common import pushgateway
@@ -45,24 +45,6 @@ ALERTS = {
     "RegpipeNoSuccessfulTraining",
 }
 SAMPLE_ROWS = 20_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(check, what: str, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"timed out after {seconds}s waiting for {what}")
 
 
 def tool(name: str, package: str) -> str:

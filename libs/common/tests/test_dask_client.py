@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 import requests
+from net import free_port
 
 from regpipe_common.dask_client import dask_client
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_the_local_dashboard_listens_where_the_chart_asks(monkeypatch: pytest.MonkeyPatch) -> None:

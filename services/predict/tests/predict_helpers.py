@@ -6,7 +6,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from typing import Any
 import joblib
 import numpy as np
 import requests
+from net import free_port
 from sklearn.linear_model import SGDRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -79,12 +79,6 @@ def metadata(model: Pipeline) -> dict[str, Any]:
 def publish(models: Path, seed: int = 0) -> str:
     model = make_model(seed)
     return publish_bundle(str(models), NAME, model, metadata(model))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
