@@ -46,11 +46,15 @@ def keep_alive_client(port: int, stop: threading.Event, outcomes: list[str]) -> 
     """One-row POSTs on one HTTP/1.1 connection, reconnecting after ``Connection: close``.
 
     Appends ``ok``, ``closed`` (a 200 that announced the close), ``refused`` (no server to
-    reconnect to: it is gone), or the name of any other error. Bounded in count and by ``stop``.
+    reconnect to: it is gone, or a new connection that raced the listener's close: TCP resets a
+    connection still in the accept queue when the last listener closes, and no server can
+    prevent that), or the name of any other error. A kept-alive connection that had already
+    been answered must never be reset. Bounded in count and by ``stop``.
     """
     body = b'{"inputs": [[12.0, 1000.0, 150.0, 13.0, 6.5]]}'
     headers = {"Content-Type": "application/json"}
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    fresh = True  # the next request opens a new connection
     for _ in range(20_000):
         if stop.is_set():
             break
@@ -61,15 +65,20 @@ def keep_alive_client(port: int, stop: threading.Event, outcomes: list[str]) -> 
         except ConnectionRefusedError:
             outcomes.append("refused")
             break
+        except ConnectionResetError:
+            outcomes.append("refused" if fresh else "ConnectionResetError")
+            break
         except (OSError, http.client.HTTPException) as exc:
             outcomes.append(type(exc).__name__)
             break
+        fresh = False
         if response.status != 200:
             outcomes.append(f"status {response.status}")
             break
         if response.getheader("Connection", "").lower() == "close":
             outcomes.append("closed")
             conn.close()
+            fresh = True
         else:
             outcomes.append("ok")
     conn.close()
