@@ -43,7 +43,9 @@ class LoadedModel:
     """A verified bundle plus the arrays of its linear form, when it has one."""
 
     bundle: Bundle
-    linear: tuple[np.ndarray, float] | None = field(default=None, repr=False)
+    linear: tuple[np.ndarray | None, np.ndarray | None, np.ndarray, float] | None = field(
+        default=None, repr=False
+    )
 
     @property
     def name(self) -> str:
@@ -64,25 +66,24 @@ class LoadedModel:
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predictions for a finite float64 array of shape ``(n, n_features)``.
 
-        For ``Pipeline(StandardScaler, linear model)`` this is one product, ``X @ w + b``, with
-        the scaler folded into the weights (equal to ``model.predict`` to rounding, and checked
-        against it on the probe rows before the model is served), without scikit-learn's
-        per-call checks or the scaled copy of ``X``.
+        For ``Pipeline(StandardScaler, linear model)`` this runs the same numpy operations as
+        ``model.predict`` (so the results are equal) without scikit-learn's per-call checks.
         """
         if self.linear is None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # "X does not have feature names"
                 return np.asarray(self.bundle.model.predict(X), dtype=np.float64).reshape(-1)
-        weights, intercept = self.linear
-        return X @ weights + intercept
+        mean, scale, coef, intercept = self.linear
+        Z = X - mean if mean is not None else X.copy()
+        if scale is not None:
+            Z /= scale
+        return Z @ coef + intercept
 
 
-def linear_form(model: Any) -> tuple[np.ndarray, float] | None:
-    """``(w, b)`` with ``model.predict(X) == X @ w + b`` for ``Pipeline([StandardScaler, SGD])``.
-
-    ``((X - mean) / scale) @ coef + intercept`` is ``X @ (coef / scale) + (intercept -
-    (mean / scale) @ coef)``.
-    """
+def linear_form(
+    model: Any,
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray, float] | None:
+    """``(mean, scale, coef, intercept)`` of ``Pipeline([StandardScaler, SGDRegressor])``."""
     steps = getattr(model, "steps", None)
     if not steps or len(steps) != 2:
         return None
@@ -99,9 +100,7 @@ def linear_form(model: Any) -> tuple[np.ndarray, float] | None:
         return None
     mean = getattr(scaler, "mean_", None)
     scale = getattr(scaler, "scale_", None)
-    weights = coef / scale if scale is not None else coef
-    offset = float(np.asarray(mean, dtype=np.float64) @ weights) if mean is not None else 0.0
-    return weights, float(intercept[0]) - offset
+    return mean, scale, coef, float(intercept[0])
 
 
 def prepare(bundle: Bundle) -> LoadedModel:
