@@ -14,7 +14,6 @@ import datetime as dt
 import hashlib
 import io
 import platform
-import secrets
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ import sklearn
 
 from . import publish, storage
 from .errors import BundleError, BundleNotFoundError
+from .publish import new_version  # bundle versions are named like dataset versions
 from .registry import LATEST_FILE, move_latest, read_latest  # noqa: F401 (read_latest: re-export)
 from .safe_pickle import UnsafePickleError, safe_joblib_loads
 
@@ -68,12 +68,6 @@ class Bundle:
     @property
     def features(self) -> list[str]:
         return list(self.metadata["features"])
-
-
-def new_version(now: dt.datetime | None = None) -> str:
-    """A version that sorts by creation time and is unique: ``20261126T071500123456Z-1a2b3c``."""
-    now = now or dt.datetime.now(dt.UTC)
-    return now.strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
 
 
 def library_versions() -> dict[str, str]:
