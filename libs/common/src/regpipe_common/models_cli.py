@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
 from . import publish, registry, storage
 from .bundle import load_bundle, read_metadata
+from .cli import run_command
 from .errors import BundleError, RegpipeError
 from .settings import env_str
 
@@ -163,16 +163,7 @@ def run(args: argparse.Namespace, out: TextIO) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; 0 done, 2 refused, 1 unexpected failure."""
     args = build_parser().parse_args(argv)
-    try:
-        run(args, sys.stdout)
-        return 0
-    except RegpipeError as exc:
-        print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-    except Exception as exc:
-        logging.getLogger(__name__).debug("unexpected failure", exc_info=True)
-        print(f"{PROG}: error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    return run_command(PROG, lambda: run(args, sys.stdout) or 0)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
-from regpipe_common.errors import RegpipeError
+from regpipe_common.cli import run_command
 from regpipe_common.log import configure_logging
 from regpipe_common.version import add_version_flag
 
@@ -61,29 +60,17 @@ def parse_settings(argv: Sequence[str] | None) -> ScoreSettings:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the job; 0 on success, 2 on a user-facing error, 1 on a bug."""
     configure_logging()
-    try:
-        settings = parse_settings(argv)
-        from .job import report, run  # Dask and scikit-learn load only when needed.
-
-        configure_logging()  # again: importing distributed resets its loggers to INFO
-        manifest = run(settings)
-        report(manifest, sys.stdout)
-        return 0
-    except RegpipeError as exc:
-        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
-    except Exception as exc:
-        logging.getLogger(__name__).debug("unexpected failure", exc_info=True)
-        print(
-            f"{PROG}: error: unexpected {type(exc).__name__}: {_one_line(exc)} "
-            "(LOG_LEVEL=DEBUG shows the traceback)",
-            file=sys.stderr,
-        )
-        return 1
+    return run_command(PROG, lambda: _score(argv))
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+def _score(argv: Sequence[str] | None) -> int:
+    settings = parse_settings(argv)
+    from .job import report, run  # Dask and scikit-learn load only when needed.
+
+    configure_logging()  # again: importing distributed resets its loggers to INFO
+    manifest = run(settings)
+    report(manifest, sys.stdout)
+    return 0
 
 
 if __name__ == "__main__":

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
-from regpipe_common.errors import RegpipeError
+from regpipe_common.cli import run_command
 from regpipe_common.log import configure_logging
 from regpipe_common.version import add_version_flag
 
@@ -87,34 +86,22 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the job; 0 promoted, 3 published but not promoted, 2 on bad input, 1 on a bug."""
     configure_logging()
-    try:
-        args = build_parser().parse_args(argv)
-        settings = TrainSettings(**vars(args))
-        from .job import report, run  # Dask and scikit-learn load only when needed.
-
-        configure_logging()  # again: importing distributed resets its loggers to INFO
-        result = run(settings)
-        report(result, sys.stdout)
-        if not result.promoted:
-            reason = result.metadata["promotion"]["reason"]
-            print(f"{PROG}: not promoted (LATEST unchanged): {reason}", file=sys.stderr)
-            return NOT_PROMOTED
-        return 0
-    except RegpipeError as exc:
-        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
-    except Exception as exc:
-        logging.getLogger(__name__).debug("unexpected failure", exc_info=True)
-        print(
-            f"{PROG}: error: unexpected {type(exc).__name__}: {_one_line(exc)} "
-            "(LOG_LEVEL=DEBUG shows the traceback)",
-            file=sys.stderr,
-        )
-        return 1
+    return run_command(PROG, lambda: _train(argv))
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+def _train(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = TrainSettings(**vars(args))
+    from .job import report, run  # Dask and scikit-learn load only when needed.
+
+    configure_logging()  # again: importing distributed resets its loggers to INFO
+    result = run(settings)
+    report(result, sys.stdout)
+    if not result.promoted:
+        reason = result.metadata["promotion"]["reason"]
+        print(f"{PROG}: not promoted (LATEST unchanged): {reason}", file=sys.stderr)
+        return NOT_PROMOTED
+    return 0
 
 
 if __name__ == "__main__":
