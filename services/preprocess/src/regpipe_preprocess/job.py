@@ -14,15 +14,15 @@ from distributed import as_completed
 from regpipe_common import dataset, publish, storage
 from regpipe_common.dask_client import dask_client
 from regpipe_common.errors import DataError
+from regpipe_common.ingest.sources import Unit, find_inputs, plan_units
+from regpipe_common.ingest.validate import validate_file
 from regpipe_common.log import event
 from regpipe_common.pushgateway import manifest_metrics, pushes_run_metrics
 from regpipe_common.spec import DatasetSpec, load_spec
 
 from .settings import Settings
-from .sources import Unit, find_inputs, plan_units
 from .stats import Moments, merge_all
 from .unit import JobContext, UnitResult, process_unit
-from .validate import validate_file
 
 log = logging.getLogger("regpipe.preprocess")
 STREAM_BLOCK_BYTES = 16 * 2**20

@@ -14,10 +14,10 @@ from fsspec.utils import read_block
 from regpipe_common import storage
 from regpipe_common.dataset import SPLITS
 from regpipe_common.errors import DataError
+from regpipe_common.ingest.parse import Reject, parse_csv_block, typed_parquet_table
+from regpipe_common.ingest.sources import Unit
 from regpipe_common.spec import DatasetSpec
 
-from .parse import Reject, parse_csv_block, typed_parquet_table
-from .sources import Unit
 from .split import content_sum, is_test, row_hash
 from .stats import Moments
 
