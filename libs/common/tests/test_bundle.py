@@ -266,3 +266,36 @@ def test_a_model_with_non_finite_output_is_refused(published):
     _rewrite(model_dir / version, _dump(model))
     with pytest.raises(BundleError, match="expected 2 finite values"):
         bundle.load_bundle(str(model_dir))
+
+
+def _category_model() -> Pipeline:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder
+
+    x = np.array([[1.0, "AA"], [2.0, "UA"], [3.0, "AA"], [4.0, "DL"]], dtype=object)
+    encode = ColumnTransformer(
+        [
+            ("number", StandardScaler(), [0]),
+            ("category", OneHotEncoder(categories=[["AA", "UA"]], handle_unknown="ignore"), [1]),
+        ]
+    )
+    return Pipeline([("encode", encode), ("sgd", SGDRegressor(max_iter=5, tol=None))]).fit(
+        x, np.array([1.0, 2.0, 3.0, 4.0])
+    )
+
+
+def test_a_category_model_is_probed_with_its_levels_and_loads(tmp_path):
+    metadata = {
+        **METADATA,
+        "features": ["distance", "carrier"],
+        "feature_stats": {"distance": {"mean": 2.5, "std": 1.0}},
+        "categories": {"carrier": {"levels": ["AA", "UA"], "infrequent_share": 0.25}},
+    }
+    rows = bundle.probe_rows(metadata)
+    assert rows.dtype == object and rows[:, 1].tolist() == ["AA", "AA"]
+    assert rows[:, 0].tolist() == [2.5, 0.0]
+    version = bundle.publish_bundle(str(tmp_path), "m", _category_model(), metadata)
+    loaded = bundle.load_bundle(str(tmp_path / "m"))
+    assert loaded.version == version
+    assert bundle.category_levels(loaded.metadata) == {"carrier": ["AA", "UA"]}
+    assert np.isfinite(loaded.probe_prediction)

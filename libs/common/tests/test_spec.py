@@ -83,3 +83,39 @@ def test_bad_files(tmp_path):
     listy.write_text(yaml.safe_dump([1, 2]))
     with pytest.raises(SpecError, match="top level"):
         load_spec(str(listy))
+
+
+def test_category_features_and_their_options():
+    doc = {
+        **GOOD,
+        "columns": [
+            *GOOD["columns"],
+            {"name": "c", "type": "category", "max_categories": 3, "missing": "level"},
+            {"name": "d", "type": "category"},
+        ],
+        "features": ["z", "c", "x", "d"],
+    }
+    spec = parse_spec(doc)
+    assert spec.numeric_features == ["z", "x"] and spec.category_features == ["c", "d"]
+    assert spec.column("c").kept_levels_cap == 3 and spec.column("c").missing_is_level
+    assert spec.column("d").kept_levels_cap == 100 and not spec.column("d").missing_is_level
+    assert parse_spec(spec.to_dict()) == spec
+
+
+@pytest.mark.parametrize(
+    ("column", "message"),
+    [
+        ({"name": "c", "type": "string", "missing": "level"}, "columns[4].missing: applies to"),
+        ({"name": "c", "type": "category", "max_categories": 0}, "max_categories: expected an"),
+        ({"name": "c", "type": "category", "missing": "zero"}, "'zero' is not one of drop, level"),
+    ],
+)
+def test_category_options_are_checked(column, message):
+    doc = {**GOOD, "columns": [*GOOD["columns"], column], "features": ["z", "c"]}
+    with pytest.raises(SpecError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        parse_spec(doc)
+
+
+def test_a_string_column_is_not_a_feature():
+    with pytest.raises(SpecError, match="a feature is numeric or category"):
+        parse_spec({**GOOD, "features": ["k"]})

@@ -211,11 +211,29 @@ def load_bundle(model_uri: str) -> Bundle:
     return Bundle(model=model, metadata=metadata, url=version_url, probe_prediction=probe)
 
 
+def category_levels(metadata: dict[str, Any]) -> dict[str, list[str]]:
+    """Category feature -> its kept levels, in the encoder's column order (empty: numeric-only)."""
+    return {f: list(c["levels"]) for f, c in (metadata.get("categories") or {}).items()}
+
+
 def probe_rows(metadata: dict[str, Any]) -> np.ndarray:
-    """Two rows of the model's features: the training means (zeros without stats), then zeros."""
+    """Two rows of the model's features: the training means (zeros without stats), then zeros.
+
+    A model with category features takes an object array: its probe rows hold the first kept
+    level of each category feature (an unseen level when none is kept) in both rows.
+    """
     stats = metadata.get("feature_stats") or {}
-    means = [float((stats.get(f) or {}).get("mean", 0.0)) for f in metadata["features"]]
-    return np.array([means, [0.0] * len(means)], dtype=np.float64)
+    levels = category_levels(metadata)
+    if not levels:
+        means = [float((stats.get(f) or {}).get("mean", 0.0)) for f in metadata["features"]]
+        return np.array([means, [0.0] * len(means)], dtype=np.float64)
+    rows = np.empty((2, len(metadata["features"])), dtype=object)
+    for j, feature in enumerate(metadata["features"]):
+        if feature in levels:
+            rows[:, j] = (levels[feature] or [""])[0]
+        else:
+            rows[:, j] = [float((stats.get(feature) or {}).get("mean", 0.0)), 0.0]
+    return rows
 
 
 def check_predicts(model: Any, metadata: dict[str, Any], where: str) -> float:

@@ -4,16 +4,21 @@
 name: flights
 columns:                       # every column of the input, in any order
   - {name: month, type: int, min: 1, max: 12}
-  - {name: carrier, type: string}
+  - {name: carrier, type: category, max_categories: 20, missing: level}
+  - {name: tailnum, type: string}
   - {name: dep_delay, type: float}
 target: arr_delay              # numeric column to predict
-features: [dep_delay, distance, air_time, hour, month]   # numeric columns, model order
+features: [dep_delay, distance, air_time, hour, month, carrier]   # model order
 key: [year, month, day, carrier, flight]   # optional row key (one name or a list)
 csv: {delimiter: ","}          # optional CSV options
 ```
 
-Types are ``int``, ``float`` and ``string``; ``min`` / ``max`` (inclusive) are allowed on
-numeric columns only.
+Types are ``int``, ``float``, ``string`` and ``category``; ``min`` / ``max`` (inclusive) are
+allowed on numeric columns only. Features are numeric or ``category`` columns. A ``category``
+column holds strings (levels) and may say ``max_categories`` (default 100: the most frequent
+levels on the train split are kept, the others share the "infrequent" encoding) and
+``missing: drop | level`` (default ``drop``: a row with no value is dropped like a row missing
+a number; ``level``: a missing value is the level :data:`MISSING_LEVEL`).
 """
 
 from __future__ import annotations
@@ -28,8 +33,13 @@ import yaml
 from . import storage
 from .errors import SpecError
 
-TYPES = ("int", "float", "string")
+TYPES = ("int", "float", "string", "category")
 NUMERIC = ("int", "float")
+CATEGORY = "category"
+MISSING_CHOICES = ("drop", "level")
+DEFAULT_MAX_CATEGORIES = 100
+# A missing value of a ``missing: level`` category column, in prepared data and in the model.
+MISSING_LEVEL = "(missing)"
 
 
 @dataclass(frozen=True)
@@ -38,10 +48,24 @@ class Column:
     type: str
     min: float | None = None
     max: float | None = None
+    max_categories: int | None = None  # category columns only; None: DEFAULT_MAX_CATEGORIES
+    missing: str | None = None  # category columns only; None: "drop"
 
     @property
     def numeric(self) -> bool:
         return self.type in NUMERIC
+
+    @property
+    def category(self) -> bool:
+        return self.type == CATEGORY
+
+    @property
+    def kept_levels_cap(self) -> int:
+        return self.max_categories or DEFAULT_MAX_CATEGORIES
+
+    @property
+    def missing_is_level(self) -> bool:
+        return self.missing == "level"
 
 
 @dataclass(frozen=True)
@@ -63,6 +87,14 @@ class DatasetSpec:
             if c.name == name:
                 return c
         raise KeyError(name)
+
+    @property
+    def numeric_features(self) -> list[str]:
+        return [f for f in self.features if self.column(f).numeric]
+
+    @property
+    def category_features(self) -> list[str]:
+        return [f for f in self.features if self.column(f).category]
 
     @property
     def model_columns(self) -> list[str]:
@@ -137,7 +169,7 @@ def parse_spec(doc: Any, source: str = "<dict>") -> DatasetSpec:
     for i, name in enumerate(features):
         if not isinstance(name, str):
             raise fail(f"features[{i}]", "expected a column name")
-        _check_numeric(f"features[{i}]", name, by_name, fail)
+        _check_feature(f"features[{i}]", name, by_name, fail)
     if len(set(features)) != len(features):
         raise fail("features", "a feature is listed twice")
     if target in features:
@@ -174,7 +206,7 @@ def _parse_column(i: int, raw: Any, fail: Any) -> Column:
     where = f"columns[{i}]"
     if not isinstance(raw, dict):
         raise fail(where, "expected a mapping like {name: x, type: float}")
-    unknown = set(raw) - {"name", "type", "min", "max"}
+    unknown = set(raw) - {"name", "type", "min", "max", "max_categories", "missing"}
     if unknown:
         raise fail(where, f"unknown key(s): {', '.join(sorted(unknown))}")
     name = raw.get("name")
@@ -195,7 +227,35 @@ def _parse_column(i: int, raw: Any, fail: Any) -> Column:
         bounds[bound] = float(value)
     if "min" in bounds and "max" in bounds and bounds["min"] > bounds["max"]:
         raise fail(where, f"min {bounds['min']} is greater than max {bounds['max']}")
-    return Column(name=name, type=ctype, **bounds)
+    return Column(name=name, type=ctype, **bounds, **_category_options(where, name, raw, fail))
+
+
+def _category_options(where: str, name: str, raw: dict[str, Any], fail: Any) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for key in ("max_categories", "missing"):
+        if raw.get(key) is not None and raw.get("type") != CATEGORY:
+            raise fail(f"{where}.{key}", f"applies to category columns only ({name!r})")
+    cap = raw.get("max_categories")
+    if cap is not None:
+        if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+            raise fail(f"{where}.max_categories", f"expected an integer >= 1, got {cap!r}")
+        options["max_categories"] = cap
+    missing = raw.get("missing")
+    if missing is not None:
+        if missing not in MISSING_CHOICES:
+            raise fail(f"{where}.missing", f"{missing!r} is not one of drop, level")
+        options["missing"] = missing
+    return options
+
+
+def _check_feature(where: str, name: str, by_name: dict[str, Column], fail: Any) -> None:
+    if name not in by_name:
+        raise fail(where, f"column {name!r} is not declared in columns")
+    if not (by_name[name].numeric or by_name[name].category):
+        raise fail(
+            where,
+            f"column {name!r} has type {by_name[name].type}; a feature is numeric or category",
+        )
 
 
 def _check_numeric(where: str, name: str, by_name: dict[str, Column], fail: Any) -> None:
