@@ -27,6 +27,8 @@ METADATA = {
     "optimum": {"rmse": 1.0, "r2": 0.9},
     "params": {"epochs_run": 1},
     "dataset_fingerprint": "0" * 64,
+    "feature_stats": {f: {"count": 10, "mean": 0.0, "var": 1.0} for f in ("a", "b", "c")},
+    "target_stats": {"name": "y", "count": 10, "mean": 3.0, "var": 4.0},
 }
 
 
@@ -95,6 +97,49 @@ def test_missing_required_metadata_is_refused_and_nothing_published(tmp_path):
             {k: v for k, v in METADATA.items() if k != "optimum"},
         )
     assert not (tmp_path / "m" / "LATEST").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"feature_stats": None}, "lacks required key.*feature_stats"),
+        ({"target_stats": None}, "lacks required key.*target_stats"),
+        (
+            {"feature_stats": {"a": {"count": 1, "mean": 0.0, "var": 1.0}}},
+            "feature_stats 'b' has no statistics",
+        ),
+        (
+            {"target_stats": {"name": "y", "count": 1, "mean": 1.0}},
+            "target_stats.*lacks statistic.*var",
+        ),
+        (
+            {"target_stats": {"name": "y", "count": 1, "mean": "x", "var": 1.0}},
+            "target_stats.*non-numeric",
+        ),
+    ],
+)
+def test_a_bundle_without_the_stats_predict_reads_is_refused(published, change, message):
+    """feature_stats (every numeric feature) and target_stats are part of the bundle contract:
+    predict reads their mean and var, so a bundle lacking them is refused when it loads."""
+    model_dir, version, _ = published
+    path = model_dir / version / "metadata.json"
+    meta = json.loads(path.read_text())
+    meta.update(change)
+    path.write_text(json.dumps({k: v for k, v in meta.items() if v is not None}))
+    with pytest.raises(BundleError, match=message):
+        bundle.load_bundle(str(model_dir))
+    stripped = {k: v for k, v in {**METADATA, **change}.items() if v is not None}
+    with pytest.raises(BundleError, match=message):
+        bundle.publish_bundle(str(model_dir.parent), "m", fitted_pipeline(), stripped)
+    assert bundle.read_latest(str(model_dir)) == version
+
+
+def test_public_keys_are_the_contract_without_library_versions():
+    """What GET /model shows: every required key a client needs, never the library versions."""
+    assert "library_versions" not in bundle.PUBLIC_KEYS
+    assert set(bundle.PUBLIC_KEYS) == set(bundle.REQUIRED_KEYS) - {"library_versions"} | {
+        "categories"
+    }
 
 
 def test_tampered_model_is_refused(published):
@@ -254,7 +299,8 @@ def test_publishing_a_model_that_cannot_predict_never_moves_latest(published):
     model_dir, version, model = published
     with pytest.raises(BundleError, match="cannot predict on a probe row"):
         bundle.publish_bundle(str(model_dir.parent), "m", SGDRegressor(), METADATA)
-    wider = {**METADATA, "features": ["a", "b", "c", "d"]}
+    stats = {**METADATA["feature_stats"], "d": METADATA["feature_stats"]["a"]}
+    wider = {**METADATA, "features": ["a", "b", "c", "d"], "feature_stats": stats}
     with pytest.raises(BundleError, match="probe row of its 4 features"):
         bundle.publish_bundle(str(model_dir.parent), "m", model, wider)
     assert (model_dir / "LATEST").read_text().strip() == version
@@ -288,7 +334,7 @@ def test_a_category_model_is_probed_with_its_levels_and_loads(tmp_path):
     metadata = {
         **METADATA,
         "features": ["distance", "carrier"],
-        "feature_stats": {"distance": {"mean": 2.5, "std": 1.0}},
+        "feature_stats": {"distance": {"count": 4, "mean": 2.5, "var": 1.25}},
         "categories": {"carrier": {"levels": ["AA", "UA"], "infrequent_share": 0.25}},
     }
     rows = bundle.probe_rows(metadata)

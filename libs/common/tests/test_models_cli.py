@@ -37,6 +37,8 @@ def meta(r2: float) -> dict:
         "optimum": {"r2": 0.99},
         "params": {},
         "dataset_fingerprint": "f",
+        "feature_stats": {f: {"count": 300, "mean": 0.0, "var": 1.0} for f in ("a", "b")},
+        "target_stats": {"name": "y", "count": 300, "mean": 0.0, "var": 5.0},
     }
 
 

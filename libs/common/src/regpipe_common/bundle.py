@@ -22,7 +22,7 @@ import joblib
 import numpy as np
 import sklearn
 
-from . import publish, storage
+from . import dataset, publish, storage
 from .errors import BundleError, BundleNotFoundError
 from .publish import new_version  # bundle versions are named like dataset versions
 from .registry import LATEST_FILE, move_latest, read_latest  # noqa: F401 (read_latest: re-export)
@@ -33,6 +33,9 @@ METADATA_FILE = "metadata.json"
 # Optional: the training report, one self-contained page that fetches nothing.
 REPORT_FILE = "report.html"
 REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+# The keys of every bundle's metadata.json, checked when a bundle is published and loaded.
+# ``feature_stats`` (count/mean/var of every numeric feature) and ``target_stats`` are the
+# manifest's statistics: predict reads them (drift, predicted-value buckets, examples).
 REQUIRED_KEYS = (
     "name",
     "version",
@@ -42,10 +45,16 @@ REQUIRED_KEYS = (
     "optimum",
     "params",
     "dataset_fingerprint",
+    "feature_stats",
+    "target_stats",
     "library_versions",
     "created_at",
     "sha256",
 )
+# Optional: a model with category features (absent or empty: numeric-only).
+OPTIONAL_KEYS = ("categories",)
+# What a client may see of the metadata (predict's GET /model): no library versions, no paths.
+PUBLIC_KEYS = (*(k for k in REQUIRED_KEYS if k != "library_versions"), *OPTIONAL_KEYS)
 
 
 @dataclass(frozen=True)
@@ -111,9 +120,7 @@ def publish_bundle(
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "sha256": sha256_hex(payload),
     }
-    missing = [k for k in REQUIRED_KEYS if k not in doc]
-    if missing:
-        raise BundleError(f"metadata lacks required key(s): {', '.join(missing)}")
+    check_metadata(doc, "metadata")
     model_root = storage.join(models_url, name)
     version_url = storage.join(model_root, version)
     with publish.staging_folder(version_url) as staging:
@@ -168,10 +175,23 @@ def read_metadata(version_url: str) -> dict[str, Any]:
         raise BundleError(f"{url} is not valid JSON") from None
     if not isinstance(doc, dict):
         raise BundleError(f"{url} is not a JSON object")
+    check_metadata(doc, url)
+    return doc
+
+
+def check_metadata(doc: dict[str, Any], where: str) -> None:
+    """Refuse metadata without a required key or without the statistics predict reads."""
     missing = [k for k in REQUIRED_KEYS if k not in doc]
     if missing:
-        raise BundleError(f"{url} lacks required key(s): {', '.join(missing)}")
-    return doc
+        raise BundleError(f"{where} lacks required key(s): {', '.join(missing)}")
+    stats, levels = doc["feature_stats"], category_levels(doc)
+    if not isinstance(stats, dict):
+        raise BundleError(f"{where}: feature_stats is not an object")
+    for feature in doc["features"] if isinstance(doc["features"], list) else []:
+        if feature not in levels:
+            what = f"{where}: feature_stats {feature!r}"
+            dataset.check_stats(stats.get(feature), what, BundleError)
+    dataset.check_stats(doc["target_stats"], f"{where}: target_stats", BundleError)
 
 
 def check_compatible(metadata: dict[str, Any]) -> None:

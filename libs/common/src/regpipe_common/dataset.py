@@ -22,7 +22,7 @@ import re
 from typing import Any
 
 from . import publish, storage
-from .errors import DataError
+from .errors import DataError, RegpipeError
 
 MANIFEST = "manifest.json"
 FORMAT = "regpipe-dataset/1"
@@ -145,11 +145,11 @@ def check_manifest(doc: dict[str, Any], where: str) -> None:
     if not isinstance(features, dict) or not features:
         raise ManifestError(f"{where}: 'features' must name at least one feature with its stats")
     for name, stats in features.items():
-        _check_stats(stats, f"{where}: feature {name!r}")
+        check_stats(stats, f"{where}: feature {name!r}")
     target = doc["target"]
     if not isinstance(target, dict) or "name" not in target:
         raise ManifestError(f"{where}: 'target' lacks its 'name'")
-    _check_stats(target, f"{where}: target {target['name']!r}")
+    check_stats(target, f"{where}: target {target['name']!r}")
     splits = doc["splits"]
     for split in SPLITS:
         if not isinstance(splits, dict) or not isinstance(splits.get(split), list):
@@ -159,18 +159,20 @@ def check_manifest(doc: dict[str, Any], where: str) -> None:
                 raise ManifestError(f"{where}: {split} partition #{i} lacks 'path' or 'rows'")
 
 
-def _check_stats(stats: Any, what: str) -> None:
+def check_stats(stats: Any, what: str, error: type[RegpipeError] = ManifestError) -> None:
+    """Refuse statistics without finite ``STAT_KEYS`` or with a negative variance (the manifest's
+    per-column stats; a bundle's ``feature_stats``/``target_stats`` are copies of them)."""
     if not isinstance(stats, dict):
-        raise ManifestError(f"{what} has no statistics")
+        raise error(f"{what} has no statistics")
     missing = [k for k in STAT_KEYS if k not in stats]
     if missing:
-        raise ManifestError(f"{what} lacks statistic(s) {', '.join(missing)}")
+        raise error(f"{what} lacks statistic(s) {', '.join(missing)}")
     values = [stats[k] for k in STAT_KEYS]
     finite = all(
         isinstance(v, int | float) and not isinstance(v, bool) and abs(v) < float("inf")
         for v in values
     )
     if not finite:
-        raise ManifestError(f"{what} has a non-numeric or non-finite statistic: {stats}")
+        raise error(f"{what} has a non-numeric or non-finite statistic: {stats}")
     if stats["var"] < 0:
-        raise ManifestError(f"{what} has a negative variance")
+        raise error(f"{what} has a negative variance")
