@@ -5,10 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,40 +16,21 @@ BIN = Path(sys.executable).parent
 # Test support modules every package's tests may import (free ports, crafted pickles, ...).
 sys.path.insert(0, str(Path(__file__).parent / "tests" / "support"))
 
-from net import free_port  # noqa: E402
-
-
-@pytest.fixture
-def free_port_number() -> int:
-    return free_port()
+from net import free_port, listening, running, stop, wait_for  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[dict[str, str]]:
     """A local S3 API (moto's server) on 127.0.0.1; yields the environment that points at it."""
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            assert time.monotonic() < deadline, "moto server did not start"
-            time.sleep(0.1)
+    cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    with running(cmd, listening(port), "moto server", seconds=60, stop_seconds=20):
         yield {
             "AWS_ACCESS_KEY_ID": "test",
             "AWS_SECRET_ACCESS_KEY": "test",
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
         }
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 @pytest.fixture
@@ -95,12 +74,7 @@ def dask_scheduler_address(tmp_path_factory) -> Iterator[str]:
         )
     ]
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.2)
+        wait_for(listening(port), "the dask scheduler", 60, every=0.2)
         for i in range(2):
             procs.append(
                 subprocess.Popen(
@@ -129,11 +103,6 @@ def dask_scheduler_address(tmp_path_factory) -> Iterator[str]:
         yield address
     finally:
         for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+            stop(p, 20)
         stack.close()
         shutil.rmtree(logs, ignore_errors=True)

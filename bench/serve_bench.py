@@ -32,7 +32,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -48,7 +47,7 @@ import pandas as pd
 import requests
 
 from regpipe_predict.settings import WORKER_CLASSES
-from tests.support.net import free_port
+from tests.support.net import free_port, running
 
 BIN = Path(sys.executable).parent
 DURATION = os.environ.get("BENCH_SERVE_SECONDS", "10")
@@ -101,6 +100,7 @@ def train(workdir: Path) -> tuple[str, Path, list[list[float]]]:
 
     from bench.datagen import true_model
     from regpipe_common.bundle import publish_bundle
+    from tests.support.bundles import bundle_metadata
 
     locs, scales, weights, intercept = true_model(0)
     rng = np.random.default_rng(1)
@@ -108,36 +108,9 @@ def train(workdir: Path) -> tuple[str, Path, list[list[float]]]:
     y = X.to_numpy() @ weights + intercept + rng.normal(0, 1, len(X))
     model = Pipeline([("scaler", StandardScaler()), ("sgd", SGDRegressor(random_state=0))])
     model.fit(X, y)
-    stats = {
-        f: {
-            "count": len(X),
-            "mean": float(X[f].mean()),
-            "var": float(X[f].var(ddof=0)),
-            "min": float(X[f].min()),
-            "max": float(X[f].max()),
-        }
-        for f in FEATURES
-    }
-    target = {
-        "name": "y",
-        "count": len(y),
-        "mean": float(y.mean()),
-        "var": float(y.var()),
-        "min": float(y.min()),
-        "max": float(y.max()),
-    }
     models = workdir / "models"
     shutil.rmtree(models, ignore_errors=True)
-    meta = {
-        "features": FEATURES,
-        "target": "y",
-        "metrics": {},
-        "optimum": {},
-        "params": {},
-        "dataset_fingerprint": "bench",
-        "feature_stats": stats,
-        "target_stats": target,
-    }
+    meta = bundle_metadata(X.to_numpy(), y, FEATURES, "y", "bench")
     version = publish_bundle(str(models), "bench", model, meta)
     rows = np.round(rng.normal(size=(10_000, N_FEATURES)) * scales + locs, 6).tolist()
     return str(models / "bench"), models / "bench" / version / "model.joblib", rows
@@ -217,31 +190,15 @@ def lua_string(data: bytes) -> str:
 
 @contextmanager
 def server(cmd: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[str]:
+    """``cmd`` listening on ``port``, once ``POST /predict`` of one zero row answers 200."""
     url = f"http://127.0.0.1:{port}"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=out, stderr=out)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{cmd[0]} exited: {log.read_text()[-2000:]}")
-            try:
-                body = {"instances": [{f: 0.0 for f in FEATURES}]}
-                if requests.post(url + "/predict", json=body, timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        else:
-            raise RuntimeError(f"{cmd[0]} never answered: {log.read_text()[-2000:]}")
+    body = {"instances": [dict.fromkeys(FEATURES, 0.0)]}
+
+    def ready() -> bool:
+        return requests.post(url + "/predict", json=body, timeout=2).status_code == 200
+
+    with running(cmd, ready, cmd[0], env=env, log=log, seconds=60):
         yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def _ms(text: str) -> float:

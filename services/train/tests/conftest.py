@@ -22,6 +22,8 @@ REPO = Path(__file__).resolve().parents[3]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # for bench.datagen, the benchmark's generator
 
+from bundles import column_stats  # noqa: E402 (tests/support)
+
 from bench.datagen import N_FEATURES, feature_names, true_model  # noqa: E402
 
 
@@ -32,16 +34,6 @@ def synthetic(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict[st
     x = rng.normal(size=(rows, N_FEATURES)) * scales + locs
     y = x @ weights + intercept + rng.normal(0, 1.0, rows)
     return x, y, {"weights": weights, "intercept": intercept}
-
-
-def _stats(values: np.ndarray) -> dict[str, float]:
-    return {
-        "count": len(values),
-        "mean": float(values.mean()),
-        "var": float(values.var()),
-        "min": float(values.min()),
-        "max": float(values.max()),
-    }
 
 
 def write_dataset(
@@ -78,8 +70,8 @@ def write_dataset(
         "rows_dropped_missing": 0,
         "rows_train": int(train.sum()),
         "rows_test": int(is_test.sum()),
-        "features": {f: _stats(x[train, j]) for j, f in enumerate(features)},
-        "target": {"name": "y", **_stats(y[train])},
+        "features": {f: column_stats(x[train, j]) for j, f in enumerate(features)},
+        "target": {"name": "y", **column_stats(y[train])},
         "splits": manifest_splits,
         "test_fraction": test_fraction,
         "seed": seed,
