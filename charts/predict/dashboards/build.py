@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from grafana_foundation_sdk.builders import (
     bargauge,
@@ -74,6 +75,48 @@ def ts(title: str, unit: str, description: str, *targets: prometheus.Dataquery) 
     for target in targets:
         panel = panel.with_target(target)
     return panel
+
+
+def new_dashboard(
+    title: str, uid: str, description: str, tags: list[str], refresh: str, since: str
+) -> dashboard.Dashboard:
+    """A regpipe dashboard: its identity, a time range up to now (browser time), and the
+    Prometheus data source variable every query uses."""
+    return (
+        dashboard.Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .tags(tags)
+        .refresh(refresh)
+        .time(since, "now")
+        .timezone("browser")
+        .with_variable(
+            dashboard.DatasourceVariable("datasource").label("Data source").type("prometheus")
+        )
+    )
+
+
+Layout = dict[str, list[tuple[Any, int, int]]]  # row title -> (panel, height, width in 24ths)
+
+
+def laid_out(board: dashboard.Dashboard, rows: Layout) -> dashboard_models.Dashboard:
+    """``board`` with its rows of panels, in order; built."""
+    for title, panels in rows.items():
+        board = board.with_row(dashboard.Row(title))
+        for panel, height, span in panels:
+            board = board.with_panel(panel.height(height).span(span))
+    return board.build()
+
+
+def to_json(board: dashboard_models.Dashboard) -> str:
+    """The JSON the chart ships (stable: sorted keys)."""
+    return json.dumps(board, cls=JSONEncoder, indent=2, sort_keys=True) + "\n"
+
+
+def write(output: Path, board: dashboard_models.Dashboard) -> int:
+    output.write_text(to_json(board))
+    print(f"wrote {output}")
+    return 0
 
 
 def quantiles(metric: str, selector: str) -> list[prometheus.Dataquery]:
@@ -210,20 +253,13 @@ def build() -> dashboard_models.Dashboard:
         )
     )
 
-    return (
-        dashboard.Dashboard("regpipe predict")
-        .uid(UID)
-        .description(
-            "HTTP traffic, latency, model work, model version, predicted values and "
-            "input drift of one regpipe-predict service."
-        )
-        .tags(["regpipe", "ml", "prometheus"])
-        .refresh("30s")
-        .time("now-1h", "now")
-        .timezone("browser")
-        .with_variable(
-            dashboard.DatasourceVariable("datasource").label("Data source").type("prometheus")
-        )
+    description = (
+        "HTTP traffic, latency, model work, model version, predicted values and "
+        "input drift of one regpipe-predict service."
+    )
+    tags = ["regpipe", "ml", "prometheus"]
+    board = (
+        new_dashboard("regpipe predict", UID, description, tags, "30s", "now-1h")
         .with_variable(
             dashboard.QueryVariable("namespace")
             .label("Namespace")
@@ -238,30 +274,23 @@ def build() -> dashboard_models.Dashboard:
             .query('label_values(regpipe_model_info{namespace="$namespace"}, job)')
             .refresh(dashboard_models.VariableRefresh.ON_TIME_RANGE_CHANGED)
         )
-        .with_row(dashboard.Row("Traffic"))
-        .with_panel(request_rate.height(8).span(8))
-        .with_panel(error_rate.height(8).span(8))
-        .with_panel(refusals.height(8).span(8))
-        .with_panel(latency.height(8).span(12))
-        .with_panel(rows.height(8).span(12))
-        .with_row(dashboard.Row("Model"))
-        .with_panel(version.height(6).span(6))
-        .with_panel(compute.height(6).span(18))
-        .with_panel(values.height(9).span(12))
-        .with_panel(drift.height(9).span(12))
-        .build()
     )
+    layout = {
+        "Traffic": [
+            (request_rate, 8, 8),
+            (error_rate, 8, 8),
+            (refusals, 8, 8),
+            (latency, 8, 12),
+            (rows, 8, 12),
+        ],
+        "Model": [(version, 6, 6), (compute, 6, 18), (values, 9, 12), (drift, 9, 12)],
+    }
+    return laid_out(board, layout)
 
 
 def render() -> str:
-    return json.dumps(build(), cls=JSONEncoder, indent=2, sort_keys=True) + "\n"
-
-
-def main() -> int:
-    OUTPUT.write_text(render())
-    print(f"wrote {OUTPUT}")
-    return 0
+    return to_json(build())
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(write(OUTPUT, build()))

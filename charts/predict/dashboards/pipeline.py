@@ -11,13 +11,11 @@ real Prometheus that scraped a real Pushgateway after the real jobs ran.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
-from build import DATASOURCE, query, ts
-from grafana_foundation_sdk.builders import dashboard, stat
-from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from build import DATASOURCE, laid_out, new_dashboard, query, to_json, ts, write
+from grafana_foundation_sdk.builders import stat
 from grafana_foundation_sdk.models import common as common_models
 from grafana_foundation_sdk.models import dashboard as dashboard_models
 
@@ -100,44 +98,25 @@ def build() -> dashboard_models.Dashboard:
         query(f"max(regpipe_job_epochs{{{TRAIN}}})", "epochs", "A"),
         query(f"max(regpipe_job_promoted{{{TRAIN}}})", "promoted", "B"),
     )
-    return (
-        dashboard.Dashboard("regpipe pipeline")
-        .uid(UID)
-        .description(
-            "The batch jobs (preprocess, train): last status, durations, rows, rejected share, "
-            "model quality, from the run metrics they push to a Pushgateway."
-        )
-        .tags(["regpipe", "ml", "prometheus", "pipeline"])
-        .refresh("1m")
-        .time("now-7d", "now")
-        .timezone("browser")
-        .with_variable(
-            dashboard.DatasourceVariable("datasource").label("Data source").type("prometheus")
-        )
-        .with_row(dashboard.Row("Runs"))
-        .with_panel(succeeded.height(5).span(12))
-        .with_panel(since.height(5).span(12))
-        .with_panel(duration.height(8).span(12))
-        .with_panel(speed.height(8).span(12))
-        .with_row(dashboard.Row("Data"))
-        .with_panel(rows.height(8).span(16))
-        .with_panel(rejected.height(8).span(8))
-        .with_row(dashboard.Row("Model"))
-        .with_panel(quality.height(8).span(12))
-        .with_panel(training.height(8).span(12))
-        .build()
+    description = (
+        "The batch jobs (preprocess, train): last status, durations, rows, rejected share, "
+        "model quality, from the run metrics they push to a Pushgateway."
+    )
+    tags = ["regpipe", "ml", "prometheus", "pipeline"]
+    board = new_dashboard("regpipe pipeline", UID, description, tags, "1m", "now-7d")
+    return laid_out(
+        board,
+        {
+            "Runs": [(succeeded, 5, 12), (since, 5, 12), (duration, 8, 12), (speed, 8, 12)],
+            "Data": [(rows, 8, 16), (rejected, 8, 8)],
+            "Model": [(quality, 8, 12), (training, 8, 12)],
+        },
     )
 
 
 def render() -> str:
-    return json.dumps(build(), cls=JSONEncoder, indent=2, sort_keys=True) + "\n"
-
-
-def main() -> int:
-    OUTPUT.write_text(render())
-    print(f"wrote {OUTPUT}")
-    return 0
+    return to_json(build())
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(write(OUTPUT, build()))
