@@ -102,20 +102,26 @@ ttlSecondsAfterFinished: {{ . }}
 
 {{/* Call with (dict "context" . "podTemplate" TEMPLATE ["failJobOnExitCodes" LIST]), as
      common.batch.cronJob. */}}
+{{- /* The metadata of a Job or CronJob: "name", the release namespace, the standard labels
+and the chart's commonAnnotations of "context". */ -}}
+{{- define "common.batch.metadata" -}}
+name: {{ .name }}
+namespace: {{ .context.Release.Namespace | quote }}
+labels:
+  {{- include "common.labels.standard" .context | nindent 2 }}
+{{- with .context.Values.commonAnnotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
 {{- define "common.batch.job" -}}
 {{- $ctx := .context -}}
 {{- if $ctx.Values.job.enabled }}
 apiVersion: batch/v1
 kind: Job
 metadata:
-  name: {{ include "common.batch.jobName" $ctx }}
-  namespace: {{ $ctx.Release.Namespace | quote }}
-  labels:
-    {{- include "common.labels.standard" $ctx | nindent 4 }}
-  {{- with $ctx.Values.commonAnnotations }}
-  annotations:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
+  {{- include "common.batch.metadata" (dict "context" $ctx "name" (include "common.batch.jobName" $ctx)) | nindent 2 }}
 spec:
   {{- include "common.batch.jobSpec" (dict "context" $ctx "failJobOnExitCodes" .failJobOnExitCodes) | nindent 2 }}
   template:
@@ -130,14 +136,7 @@ spec:
 apiVersion: batch/v1
 kind: CronJob
 metadata:
-  name: {{ include "common.batch.cronJobName" $ctx }}
-  namespace: {{ $ctx.Release.Namespace | quote }}
-  labels:
-    {{- include "common.labels.standard" $ctx | nindent 4 }}
-  {{- with $ctx.Values.commonAnnotations }}
-  annotations:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
+  {{- include "common.batch.metadata" (dict "context" $ctx "name" (include "common.batch.cronJobName" $ctx)) | nindent 2 }}
 spec:
   schedule: {{ $c.schedule | quote }}
   {{- with $c.timeZone }}

@@ -10,3 +10,16 @@
 {{- define "predict.terminationGracePeriodSeconds" -}}
 {{- add .Values.server.gracefulTimeout .Values.server.preStopDelay 5 -}}
 {{- end -}}
+
+{{- /* The metadata of a PrometheusRule named "name": metrics.prometheusRule's namespace (else the
+release's) and labels beside the chart's. */ -}}
+{{- define "predict.prometheusRule.metadata" -}}
+{{- $rule := .context.Values.metrics.prometheusRule -}}
+name: {{ .name }}
+namespace: {{ $rule.namespace | default .context.Release.Namespace | quote }}
+labels:
+  {{- include "predict.labels" .context | nindent 2 }}
+  {{- with $rule.labels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end -}}
