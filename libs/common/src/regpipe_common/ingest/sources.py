@@ -34,7 +34,6 @@ class Unit:
     file: InputFile
     offset: int = 0  # byte offset (csv) or row group (parquet)
     length: int = -1  # bytes (csv); -1 = whole file
-    first_row: int = 0  # parquet: rows in the file before this row group
 
     @property
     def starts_file(self) -> bool:
@@ -95,10 +94,8 @@ def plan_units(files: list[InputFile], blocksize: int) -> list[Unit]:
             fs, path = storage.filesystem(f.url)
             with fs.open(path, "rb") as handle:
                 meta = pq.ParquetFile(handle).metadata
-            first = 0
             for rg in range(meta.num_row_groups):
-                units.append(Unit(len(units), f, offset=rg, first_row=first))
-                first += meta.row_group(rg).num_rows
+                units.append(Unit(len(units), f, offset=rg))
     return units
 
 
