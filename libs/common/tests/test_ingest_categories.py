@@ -28,10 +28,11 @@ HEADER = ["id", "c", "y"]
 
 
 def test_csv_levels_are_kept_exactly_and_an_empty_field_is_missing():
-    data = "id,c,y\n1, a ,1\n2,,2\n3,Zürich,3\n4,7,4\n".encode()
+    data = "id,c,y\n1, a ,1\n2,,2\n3,Zürich,3\n4,7,4\n5,NA,5\n".encode()
     parsed = parse_csv_block(data, HEADER, SPEC, skip_header=True)
     assert parsed.rejects == []
-    assert parsed.table.column("c").to_pylist() == [" a ", None, "Zürich", "7"]
+    # The null markers of every column (NA, null, ...) are missing here too.
+    assert parsed.table.column("c").to_pylist() == [" a ", None, "Zürich", "7", None]
 
 
 def test_a_csv_category_field_that_is_not_utf8_rejects_its_line_naming_the_column():
