@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from regpipe_common.dataset import read_manifest
 from regpipe_common.spec import MISSING_LEVEL
 from regpipe_preprocess.stats import MAX_DISTINCT_LEVELS
 
@@ -225,3 +226,13 @@ def test_key_columns_are_kept_as_their_spec_types_without_repeating_features(pp,
     assert train.column_names == ["city", "a", "shop", "y", "id"]
     ids = train.column("id").to_numpy()
     assert ids.dtype == np.int64 and len(set(ids)) == len(ids)
+
+
+def test_a_dataset_of_category_features_only_is_a_valid_manifest(pp, tmp_path):
+    spec = {**SPEC, "features": ["shop", "city"]}
+    src, spec_file = write(tmp_path, rows(800), spec)
+    out = tmp_path / "out"
+    assert pp.run("--input", src, "--spec", spec_file, "--output", out) == 0
+    m = read_manifest(str(out))
+    assert m["features"] == {} and m["feature_order"] == ["shop", "city"]
+    assert m["categories"]["shop"]["count"] == m["rows_train"]
