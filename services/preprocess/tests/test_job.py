@@ -36,8 +36,9 @@ def test_counts_add_up_and_stats_are_exact(pp, tmp_path, spec_file):
     assert m["rows_dropped_missing"] == 2
     assert m["rows_read"] == sum(m[k] for k in COUNT_KEYS)
     train, test = read_split(out, "train"), read_split(out, "test")
-    assert list(train.columns) == ["a", "b", "n", "y"]
-    assert all(t == np.float64 for t in train.dtypes)
+    # Features and target as float64, then the spec's key as its type (for scores).
+    assert list(train.columns) == ["a", "b", "n", "y", "id"]
+    assert all(t == np.float64 for t in train.dtypes[:4]) and train["id"].dtype == np.int64
     assert len(train) == m["rows_train"] and len(test) == m["rows_test"]
     assert 0.15 < m["rows_test"] / (m["rows_train"] + m["rows_test"]) < 0.25
     for name in ("a", "b", "n"):

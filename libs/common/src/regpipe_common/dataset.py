@@ -142,7 +142,8 @@ def check_manifest(doc: dict[str, Any], where: str) -> None:
     if doc.get("format", FORMAT) != FORMAT:
         raise ManifestError(f"{where}: format {doc['format']!r} is not {FORMAT!r}")
     features = doc["features"]
-    if not isinstance(features, dict) or not features:
+    # Numeric features' stats; a dataset of category features only has none.
+    if not isinstance(features, dict) or not (features or doc.get("categories")):
         raise ManifestError(f"{where}: 'features' must name at least one feature with its stats")
     for name, stats in features.items():
         check_stats(stats, f"{where}: feature {name!r}")

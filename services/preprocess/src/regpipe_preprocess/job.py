@@ -21,7 +21,7 @@ from regpipe_common.pushgateway import manifest_metrics, pushes_run_metrics
 from regpipe_common.spec import DatasetSpec, load_spec
 
 from .settings import Settings
-from .stats import Moments, merge_all
+from .stats import LevelCounts, Moments, merge_all, merge_levels
 from .unit import JobContext, UnitResult, process_unit
 
 log = logging.getLogger("regpipe.preprocess")
@@ -46,13 +46,14 @@ def run(settings: Settings) -> dict:
             spec, headers, version_url, settings.seed, settings.test_fraction, STREAM_BLOCK_BYTES
         )
         with dask_client() as client:
-            results = _run_units(client, units, ctx, settings.progress_interval)
+            results, levels = _run_units(client, units, ctx, settings.progress_interval)
         rejected = _numbered_rejects(results)
         totals = _totals(results)
         _check(totals, rejected, settings)
         if rejected:
             _write_rejects(version_url, rejected)
         manifest = _manifest(settings, spec, results, totals, bool(rejected))
+        manifest.update(_categories(spec, levels))
     except BaseException:
         publish.remove_folder(version_url)
         raise
@@ -61,14 +62,21 @@ def run(settings: Settings) -> dict:
     return manifest
 
 
-def _run_units(client, units: list[Unit], ctx: JobContext, interval: float) -> list[UnitResult]:
+def _run_units(
+    client, units: list[Unit], ctx: JobContext, interval: float
+) -> tuple[list[UnitResult], dict[str, LevelCounts]]:
+    """Every unit's result, and their level counts merged as they arrive (so that memory holds
+    one merged count per column, not one per unit)."""
     futures = client.map(process_unit, units, ctx=ctx, pure=False)
     results: list[UnitResult] = []
+    levels: dict[str, LevelCounts] = {}
     started = last = time.monotonic()
     rows = 0
     try:
         for future in as_completed(futures):
             result = future.result()
+            merge_levels(levels, result.levels)
+            result.levels = {}
             results.append(result)
             rows += result.rows_read
             now = time.monotonic()
@@ -84,7 +92,7 @@ def _run_units(client, units: list[Unit], ctx: JobContext, interval: float) -> l
     except BaseException:
         client.cancel(futures)
         raise
-    return sorted(results, key=lambda r: r.index)
+    return sorted(results, key=lambda r: r.index), levels
 
 
 def _numbered_rejects(results: list[UnitResult]) -> list[dict]:
@@ -171,7 +179,7 @@ def _manifest(
         "format": dataset.FORMAT,
         "input": settings.input,
         **totals,
-        "features": {f: moments.get(f, Moments()).to_dict() for f in spec.features},
+        "features": {f: moments.get(f, Moments()).to_dict() for f in spec.numeric_features},
         "target": {"name": spec.target, **moments.get(spec.target, Moments()).to_dict()},
         "splits": splits,
         "test_fraction": settings.test_fraction,
@@ -180,4 +188,18 @@ def _manifest(
         "fingerprint": fingerprint,
         "rejected": dataset.REJECTED if has_rejects else None,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _categories(spec: DatasetSpec, levels: dict[str, LevelCounts]) -> dict:
+    """``feature_order`` and ``categories``, only when the spec has category features (an older
+    manifest without them means a numeric-only dataset)."""
+    if not spec.category_features:
+        return {}
+    return {
+        "feature_order": list(spec.features),
+        "categories": {
+            name: levels.get(name, LevelCounts(name)).to_dict(spec.column(name))
+            for name in spec.category_features
+        },
     }

@@ -1,5 +1,10 @@
 """One Dask task: read a unit, set malformed rows aside, drop rows with missing values, split,
-accumulate statistics and write the unit's train and test Parquet parts, all in one pass."""
+accumulate statistics and write the unit's train and test Parquet parts, all in one pass.
+
+A part holds the features (numbers as float64, categories as dictionary-encoded strings), the
+target (float64), then the spec's key columns that are neither (as their spec type: int64,
+float64 or string), so that scores can name their rows.
+"""
 
 from __future__ import annotations
 
@@ -16,10 +21,10 @@ from regpipe_common.dataset import SPLITS
 from regpipe_common.errors import DataError
 from regpipe_common.ingest.parse import Reject, parse_csv_block, typed_parquet_table
 from regpipe_common.ingest.sources import Unit
-from regpipe_common.spec import DatasetSpec
+from regpipe_common.spec import MISSING_LEVEL, DatasetSpec
 
 from .split import content_sum, is_test, row_hash
-from .stats import Moments
+from .stats import LevelCounts, Moments
 
 MAX_REJECTS_KEPT = 1000  # per unit; the counts stay exact
 
@@ -44,7 +49,8 @@ class UnitResult:
     rows_dropped_missing: int = 0
     rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
     content: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
-    moments: dict[str, Moments] = field(default_factory=dict)  # train split
+    moments: dict[str, Moments] = field(default_factory=dict)  # train split, numeric columns
+    levels: dict[str, LevelCounts] = field(default_factory=dict)  # train split, categories
     rejects: list[Reject] = field(default_factory=list)
 
 
@@ -147,6 +153,7 @@ def _clean_split_write(
     table: pa.Table, ctx: JobContext, result: UnitResult, writers: dict[str, _PartWriter]
 ) -> None:
     spec = ctx.spec
+    table = _missing_as_level(table, spec)
     model_columns = spec.model_columns
     complete = np.ones(table.num_rows, dtype=bool)
     for name in model_columns:
@@ -156,15 +163,51 @@ def _clean_split_write(
         table = table.filter(pa.array(complete))
     hashes = row_hash(table, list(spec.key) or spec.column_names, ctx.seed)
     test_mask = is_test(hashes, ctx.test_fraction)
-    model_table = table.select(model_columns)
+    table = table.select(prepared_columns(spec))
     for split, mask in (("train", ~test_mask), ("test", test_mask)):
-        part = model_table.filter(pa.array(mask))
+        part = table.filter(pa.array(mask))
         result.rows[split] += part.num_rows
         result.content[split] = (
             result.content[split] + content_sum(part, model_columns, hashes[mask])
         ) % (1 << 64)
-        writers[split].write(part)
+        writers[split].write(prepared_table(part, spec))
         if split == "train":
-            for name in model_columns:
-                values = pc.cast(part.column(name), pa.float64()).to_numpy(zero_copy_only=False)
-                result.moments[name] = result.moments.get(name, Moments()).merge(Moments.of(values))
+            _accumulate(part, spec, result)
+
+
+def _missing_as_level(table: pa.Table, spec: DatasetSpec) -> pa.Table:
+    """A missing value of a ``missing: level`` category column becomes ``MISSING_LEVEL``."""
+    for i, name in enumerate(table.column_names):
+        column = spec.column(name)
+        if column.missing_is_level and table.column(i).null_count:
+            table = table.set_column(i, name, pc.fill_null(table.column(i), MISSING_LEVEL))
+    return table
+
+
+def prepared_columns(spec: DatasetSpec) -> list[str]:
+    """The columns of a prepared part: features, target, then the other key columns."""
+    model_columns = spec.model_columns
+    return [*model_columns, *(k for k in spec.key if k not in model_columns)]
+
+
+def prepared_table(part: pa.Table, spec: DatasetSpec) -> pa.Table:
+    """The part as written: categories dictionary-encoded, int keys as int64."""
+    columns = {}
+    for name in prepared_columns(spec):
+        values, column = part.column(name), spec.column(name)
+        if column.category:
+            values = pc.dictionary_encode(values)
+        elif column.type == "int" and name not in spec.model_columns:
+            values = pc.cast(values, pa.int64())
+        columns[name] = values
+    return pa.table(columns)
+
+
+def _accumulate(part: pa.Table, spec: DatasetSpec, result: UnitResult) -> None:
+    """Train statistics: moments of the numeric features and target, level counts of the
+    category features."""
+    for name in [*spec.numeric_features, spec.target]:
+        values = pc.cast(part.column(name), pa.float64()).to_numpy(zero_copy_only=False)
+        result.moments[name] = result.moments.get(name, Moments()).merge(Moments.of(values))
+    for name in spec.category_features:
+        result.levels.setdefault(name, LevelCounts(name)).add(part.column(name))

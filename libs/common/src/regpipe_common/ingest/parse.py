@@ -1,11 +1,17 @@
 """Turn raw blocks into typed tables, setting malformed rows aside.
 
 Every numeric column is parsed as float64 (an ``int`` column must then hold whole numbers),
-string columns stay strings. A row is rejected, with its line and the first offending column,
-when it is not UTF-8 (reason ``encoding``), has an odd number of ``"`` (a quoted field may not
-span lines: each physical line is one row, whatever the block size), has the wrong number of
-fields, a value that is not a number, a non-finite number, a magnitude above
-``MAX_ABS_VALUE``, a fraction in an ``int`` column, or a value outside the spec's range.
+string and ``category`` columns stay strings, exactly as written (nothing is trimmed; an empty
+field or one of ``NULL_VALUES`` is missing, as in every column). A Parquet category (or string)
+column may be stored as strings, dictionary-encoded strings, binary or integers (cast to their
+decimal text: ``7`` is the level ``"7"``).
+
+A row is rejected, with its line and the first offending column, when it is not UTF-8 (reason
+``encoding``), has an odd number of ``"`` (a quoted field may not span lines: each physical
+line is one row, whatever the block size), has the wrong number of fields, a value that is not
+a number, a non-finite number, a magnitude above ``MAX_ABS_VALUE``, a fraction in an ``int``
+column, a value outside the spec's range, or an ``int`` key column value beyond int64 (keys
+are written as their spec type).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from regpipe_common.spec import DatasetSpec
 NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "None"]
 MAX_RAW_CHARS = 500
 ENCODING = "encoding"
+INT_KEY_LIMIT = 2.0**63  # an int key column is written as int64
 UNBALANCED_QUOTE = "odd number of '\"': a quoted field may not span lines"
 
 
@@ -221,6 +228,10 @@ def check_values(
                 checks.append(
                     (np.isfinite(values) & (values != np.floor(values)), "not an integer")
                 )
+                if column.name in spec.key:
+                    checks.append(
+                        (np.abs(values) >= INT_KEY_LIMIT, "out of range for an int64 key")
+                    )
             if column.min is not None:
                 checks.append((values < column.min, f"below the minimum {column.min:g}"))
             if column.max is not None:
@@ -247,20 +258,51 @@ def _with_raw_lines(rejects: list[Reject], data: bytes) -> list[Reject]:
 
 
 def typed_parquet_table(table: pa.Table, first_row: int, spec: DatasetSpec) -> Parsed:
-    """Cast a Parquet row group to the spec's types and check its values."""
+    """Cast a Parquet row group to the spec's types and check its values; a text value that is
+    not UTF-8 rejects its row (reason ``encoding``)."""
     columns = {}
+    lines = np.arange(first_row + 1, first_row + 1 + table.num_rows, dtype=np.int64)
+    bad = np.zeros(table.num_rows, dtype=bool)
+    rejects: list[Reject] = []
     for column in spec.columns:
         values = table.column(column.name)
-        target = pa.float64() if column.numeric else pa.string()
-        columns[column.name] = values if values.type == target else pc.cast(values, target)
+        if column.numeric:
+            columns[column.name] = (
+                values if values.type == pa.float64() else pc.cast(values, pa.float64())
+            )
+            continue
+        columns[column.name], not_utf8 = _as_text(values)
+        for i in np.flatnonzero(not_utf8 & ~bad):
+            rejects.append(Reject(int(lines[i]), column.name, ENCODING, ""))
+        bad |= not_utf8
     typed = pa.table(columns)
-    lines = np.arange(first_row + 1, first_row + 1 + typed.num_rows, dtype=np.int64)
-    typed, lines, rejects = check_values(typed, lines, spec)
+    if bad.any():
+        typed, lines = typed.filter(pa.array(~bad)), lines[~bad]
+    typed, lines, value_rejects = check_values(typed, lines, spec)
     rejects = [
         Reject(r.line, r.column, r.reason, _row_json(table, r.line - first_row - 1))
-        for r in rejects
+        for r in sorted(rejects + value_rejects, key=lambda r: r.line)
     ]
     return Parsed(typed, lines, rejects, rows_read=table.num_rows)
+
+
+def _as_text(values: pa.ChunkedArray) -> tuple[pa.Array | pa.ChunkedArray, np.ndarray]:
+    """A Parquet text column as strings, and the mask of values that are not UTF-8 (nulled)."""
+    not_utf8 = np.zeros(len(values), dtype=bool)
+    if values.type == pa.string():
+        return values, not_utf8
+    try:
+        return pc.cast(values, pa.string()), not_utf8
+    except pa.ArrowInvalid:  # binary holding bytes that are not UTF-8: find them one by one
+        pass
+    text: list[str | None] = []
+    for i, raw in enumerate(values.to_pylist()):
+        try:
+            text.append(None if raw is None else raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            text.append(None)
+            not_utf8[i] = True
+    return pa.array(text, type=pa.string()), not_utf8
 
 
 def _row_json(table: pa.Table, index: int) -> str:

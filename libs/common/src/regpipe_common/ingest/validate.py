@@ -97,4 +97,23 @@ def _validate_parquet(f: InputFile, spec: DatasetSpec) -> list[str]:
                 f"{f.url}: column {column.name!r} has Parquet type {arrow_type}; "
                 f"the spec says {column.type}"
             )
+        if column.category and not _holds_levels(arrow_type):
+            raise DataError(
+                f"{f.url}: column {column.name!r} has Parquet type {arrow_type}; a category "
+                "column holds strings, dictionary-encoded strings or integers"
+            )
     return schema.names
+
+
+def _holds_levels(arrow_type: pa.DataType) -> bool:
+    """Parquet types a category column may have: text, or integers (their decimal text)."""
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    return (
+        pa.types.is_string(arrow_type)
+        or pa.types.is_large_string(arrow_type)
+        or pa.types.is_binary(arrow_type)
+        or pa.types.is_large_binary(arrow_type)
+        or pa.types.is_integer(arrow_type)
+        or pa.types.is_null(arrow_type)
+    )
