@@ -9,7 +9,8 @@ sum to one, a constant feature).
 The same matrix gives the design's covariance ``C``; with ``C = V Λ Vᵀ``, the rows
 ``(x - mean) @ V Λ^-1/2`` have identity covariance. SGD on them converges at the same rate in
 every direction, however correlated the original columns (directions with no variance, as in
-a one-hot block that sums to one, are dropped: no data can tell their coefficient).
+a one-hot block that sums to one, are dropped: no data can tell their coefficient; directions
+with very little are only partly rescaled, see :data:`VARIANCE_FLOOR`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ from .design import Whitening
 
 # Eigenvalues of the covariance below this share of the largest are treated as zero.
 RANK_TOLERANCE = 1e-9
+# Directions with less variance than this (the design is standardized; a one-hot column of a
+# level with share s has variance s(1 - s)) are scaled as if they had this variance. Full
+# whitening would give a row of a rare level a squared norm near 1/s, and SGD at the default
+# step would overshoot on it and diverge; floored, no direction adds more than 1/floor. Such
+# directions converge more slowly, but they carry little of the variance.
+VARIANCE_FLOOR = 1e-2
 
 
 @dataclass(frozen=True)
@@ -66,4 +73,5 @@ def whitening(gram: np.ndarray) -> Whitening:
     covariance = gram[:p, :p] / gram[p, p] - np.outer(mean, mean)
     values, vectors = np.linalg.eigh(covariance)
     keep = values > RANK_TOLERANCE * max(float(values.max()), np.finfo(np.float64).tiny)
-    return Whitening(shift=mean, transform=vectors[:, keep] / np.sqrt(values[keep]))
+    scale = np.sqrt(np.maximum(values[keep], VARIANCE_FLOOR))
+    return Whitening(shift=mean, transform=vectors[:, keep] / scale)

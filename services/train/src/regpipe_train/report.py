@@ -69,7 +69,10 @@ def learning_curve(meta: dict[str, Any]) -> bytes:
         "o-",
         label="validation R²",
     )
-    ax.axhline(meta["optimum"]["r2"], color="tab:green", ls="--", label="exact optimum (test R²)")
+    if meta["optimum"]["r2"] is not None:  # None: skipped (a design too wide)
+        ax.axhline(
+            meta["optimum"]["r2"], color="tab:green", ls="--", label="exact optimum (test R²)"
+        )
     best = params.get("best_epoch")
     if best:
         ax.axvline(best, color="tab:red", ls=":", label=f"chosen epoch {best}")
@@ -160,9 +163,8 @@ def metrics_section(meta: dict[str, Any]) -> str:
         if current:
             cells.append(_cell(current[key], f"promotion.current_metrics.{key}"))
         rows.append(f"<tr>{''.join(cells)}</tr>")
-    note = (
-        f"<p>{fmt(m['rows'])} test rows; optimum by {html.escape(str(o.get('method', '?')))}.</p>"
-    )
+    how = f"by {o.get('method', '?')}" if "skipped" not in o else f"skipped: {o['skipped']}"
+    note = f"<p>{fmt(m['rows'])} test rows; optimum {html.escape(how)}.</p>"
     return "<h2>Test metrics</h2>" + _table(head, rows) + note
 
 
