@@ -59,7 +59,7 @@ class Block:
     def __len__(self) -> int:
         return len(self.y)
 
-    def take(self, rows: np.ndarray) -> Block:
+    def take(self, rows: np.ndarray | slice) -> Block:
         return Block(self.numeric[rows], self.codes[rows], self.y[rows])
 
     def one_hot(self, layout: Layout) -> scipy.sparse.csr_matrix:
@@ -119,14 +119,10 @@ class Whitening:
     shift: np.ndarray  # (width,) the design's column means
     transform: np.ndarray  # (width, rank)
 
-    def apply(self, block: Block) -> np.ndarray:
-        """The whitened rows, ``(n, rank)``, without building the design."""
-        p = block.numeric.shape[1]
-        z = block.numeric @ self.transform[:p]
-        for j in range(block.codes.shape[1]):
-            codes = block.codes[:, j]
-            hit = np.flatnonzero(codes >= 0)
-            z[hit] += self.transform[codes[hit]]
+    def apply(self, block: Block, layout: Layout) -> np.ndarray:
+        """The whitened rows, ``(n, rank)`` (a sparse product: one-hot rows pick rows of
+        ``transform``)."""
+        z = np.asarray(block.matrix(layout) @ self.transform)
         z -= self.shift @ self.transform
         return z
 

@@ -4,8 +4,9 @@ A Dask task loads one partition as a design :class:`Block` (numbers standardized
 one-hot, target centered on the manifest's mean so SGD never walks its intercept to a large
 offset) and holds out its validation rows. The first pass reduces the fit rows to their
 normal-equations matrix (the exact optimum, and the whitening: see :mod:`.exact`). Each epoch
-then shuffles the fit rows, whitens them, and the driver fits them with ``partial_fit`` in
-mini-batches while the next partitions load; the SGD's weights map back to the design's.
+then shuffles the fit rows; the driver whitens them one mini-batch at a time (the compact
+rows cross between processes, not the dense whitened ones) and fits them with
+``partial_fit`` while the next partitions load; the SGD's weights map back to the design's.
 Designs wider than :data:`MAX_GRAM_COLUMNS` skip the Gram pass and fit the sparse design.
 Every random choice comes from ``(seed, epoch, partition)``, so the model does not depend on
 the number of workers, and an epoch resumed from a checkpoint is the epoch an uninterrupted run
@@ -19,6 +20,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,15 +127,13 @@ def load_train_part(
     epoch: int,
     validation_fraction: float,
     want_validation: bool,
-    whiten: Whitening | None,
 ) -> dict[str, Any]:
-    """(Dask task) One train partition's fit rows, shuffled, as SGD sees them."""
+    """(Dask task) One train partition's fit rows, shuffled, as a compact :class:`Block`."""
     block = read_partition(part, dataset)
     held_out = validation_mask(seed, part.index, part.rows, validation_fraction)
     fit_rows = np.flatnonzero(~held_out)
     rows = block.take(fit_rows[row_order(seed, epoch, part.index, len(fit_rows))])
-    x = whiten.apply(rows) if whiten is not None else rows.matrix(dataset.layout)
-    out: dict[str, Any] = {"index": part.index, "x": x, "y": rows.y}
+    out: dict[str, Any] = {"index": part.index, "rows": rows}
     if want_validation:
         out["validation"] = block.take(np.flatnonzero(held_out))
     return out
@@ -169,12 +169,10 @@ def fit(
         w = whitening(state.gram)
         state.shift, state.transform = w.shift, w.transform
     validation: Validation | None = None
-    w = state.whitening
-    whiten = client.scatter(w, broadcast=True) if w is not None else None
     while state.epochs_done < settings.epochs and not state.stopped_early:
         epoch = state.epochs_done
         started = time.perf_counter()
-        results = _run_epoch(client, dataset, settings, state, epoch, validation is None, whiten)
+        results = _run_epoch(client, dataset, settings, state, epoch, validation is None)
         seconds = time.perf_counter() - started
         if results["rows"] == 0:
             raise EmptySplitError("no train rows left to fit after holding out the validation rows")
@@ -212,7 +210,6 @@ def _run_epoch(
     state: FitState,
     epoch: int,
     want_validation: bool,
-    whiten: Future | None,
 ) -> dict[str, Any]:
     parts = [dataset.train[i] for i in partition_order(settings.seed, epoch, len(dataset.train))]
 
@@ -225,7 +222,6 @@ def _run_epoch(
             epoch,
             settings.validation_fraction,
             want_validation,
-            whiten,
             pure=False,
         )
 
@@ -236,8 +232,8 @@ def _run_epoch(
         loaded = pending.popleft().result()
         if k + PREFETCH < len(parts):
             pending.append(submit(parts[k + PREFETCH]))
-        _fit_rows(state.sgd, loaded["x"], loaded["y"], settings, dataset, epoch, part)
-        rows += len(loaded["y"])
+        _fit_rows(state, loaded["rows"], settings, dataset, epoch, part)
+        rows += len(loaded["rows"])
         if want_validation:
             validation[loaded["index"]] = loaded["validation"]
         del loaded
@@ -245,22 +241,39 @@ def _run_epoch(
 
 
 def _fit_rows(
-    sgd: SGDRegressor,
-    x: np.ndarray,
-    y: np.ndarray,
+    state: FitState,
+    block: Block,
     settings: TrainSettings,
     dataset: Dataset,
     epoch: int,
     part: Part,
 ) -> None:
-    batch = settings.batch_size
+    """``partial_fit`` on the rows in mini-batches; the next batch is encoded (and whitened)
+    in a thread meanwhile (scikit-learn's SGD loop releases the GIL)."""
+    batch, whiten, sgd = settings.batch_size, state.whitening, state.sgd
     where = f"epoch {epoch + 1}, partition {part.url}"
-    for start in range(0, len(y), batch):
-        try:
-            sgd.partial_fit(x[start : start + batch], y[start : start + batch])
-        except ValueError as exc:  # scikit-learn's "Floating-point under-/overflow occurred"
-            raise DivergenceError(f"SGD diverged at {where}: {exc}") from None
-    if len(y):
+
+    def encode(start: int) -> tuple[Any, np.ndarray]:
+        rows = block.take(slice(start, start + batch))
+        x = (
+            whiten.apply(rows, dataset.layout)
+            if whiten is not None
+            else rows.matrix(dataset.layout)
+        )
+        return x, rows.y
+
+    starts = range(0, len(block), batch)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ahead = pool.submit(encode, 0) if len(block) else None
+        for k in range(len(starts)):
+            assert ahead is not None
+            x, y = ahead.result()
+            ahead = pool.submit(encode, starts[k + 1]) if k + 1 < len(starts) else None
+            try:
+                sgd.partial_fit(x, y)
+            except ValueError as exc:  # scikit-learn's "Floating-point under-/overflow occurred"
+                raise DivergenceError(f"SGD diverged at {where}: {exc}") from None
+    if len(block):
         _check_weights(sgd, settings.max_weight * max(1.0, dataset.target_std), where)
 
 
