@@ -55,6 +55,8 @@ def test_category_manifest_gives_a_category_bundle_at_the_optimum(category_data,
     assert category_levels(bundle.metadata) == {
         f: e["levels"] for f, e in meta["categories"].items()
     }
+    report = (run.model_dir / run.latest / "report.html").read_text()
+    assert "whitened design (rank 210 of 212 columns)" in report
     names = [r["feature"] for r in meta["coefficients"]["features"]]
     assert "color=color_0" in names and "a" in names
 

@@ -219,6 +219,14 @@ def params_section(meta: dict[str, Any]) -> str:
     p = meta["params"]
     keys = ["epochs_run", "best_epoch", "stopped_early", "batch_size", "eta0", "alpha", "seed"]
     rows = [f"<tr>{_cell(k)}{_cell(p.get(k))}</tr>" for k in keys if k in p]
+    pre = p.get("preconditioning")
+    if pre:
+        how = (
+            f"whitened design (rank {pre['rank']} of {pre['columns']} columns)"
+            if pre["method"] == "whitened"
+            else f"sparse design, not whitened: {pre.get('reason')}"
+        )
+        rows.append(f"<tr>{_cell('SGD fitted on')}{_cell(how)}</tr>")
     return "<h2>Training</h2>" + _table(["parameter", "value"], rows)
 
 
