@@ -231,7 +231,7 @@ def _line(rows: int, meta: dict[str, Any], ours: Measured, job: str) -> list[obj
     columns = params["preconditioning"]["columns"]
     return [
         f"{rows:,}",
-        f"{meta['optimum']['train_rows']:,}",
+        f"{meta['dataset_counts']['train']:,}",
         f"{job}, {columns} cols",
         _rates(params["history"]),
         f"{params['epochs_run']} (best {params['best_epoch']})",

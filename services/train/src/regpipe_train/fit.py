@@ -139,7 +139,9 @@ def load_train_part(
     return out
 
 
-def partition_gram(part: Part, dataset: Dataset, seed: int, validation_fraction: float) -> Any:
+def partition_gram(
+    part: Part, dataset: Dataset, seed: int, validation_fraction: float
+) -> np.ndarray:
     """(Dask task) The normal-equations matrix of one train partition's fit rows."""
     block = read_partition(part, dataset)
     held_out = validation_mask(seed, part.index, part.rows, validation_fraction)
