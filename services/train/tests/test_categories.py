@@ -169,3 +169,24 @@ def test_the_gate_compares_with_a_current_category_model(category_data, train, t
     # The current model, written on the new design, scores what it scored when published.
     assert promotion["current_metrics"]["r2"] == pytest.approx(first["metrics"]["r2"], abs=1e-12)
     assert promotion["promoted"], promotion["reason"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda doc: doc["categories"]["color"].update(kept=[]), "keeps no level"),
+        (lambda doc: doc["categories"]["color"].pop("kept"), "lacks its 'kept' list"),
+        (lambda doc: doc["feature_order"].append("size"), "neither statistics"),
+    ],
+    ids=["no-kept-level", "no-kept-list", "unknown-feature"],
+)
+def test_a_bad_category_manifest_names_the_feature(edit, message, tmp_path, hard, train, capsys):
+    numbers, cats, y = hard.category_frame(2_000, {"color": 5})
+    data = tmp_path / "data"
+    doc = hard.write_category_dataset(data, numbers, cats, y)
+    edit(doc)
+    (data / "manifest.json").write_text(json.dumps(doc))
+    assert train(data).code == 2
+    err = capsys.readouterr().err
+    assert message in err and "manifest.json" in err
+    assert not (tmp_path / "models" / "m" / "LATEST").exists()

@@ -120,6 +120,8 @@ def _layout(doc: dict[str, Any], where: str) -> Layout:
         levels = categories[f].get("kept") if isinstance(categories[f], dict) else None
         if not isinstance(levels, list) or not all(isinstance(v, str) for v in levels):
             raise DataError(f"{where}: categories[{f!r}] lacks its 'kept' list of level strings")
+        if not levels:
+            raise DataError(f"{where}: categories[{f!r}] keeps no level: nothing to encode")
         kept[f] = levels
     return Layout(numeric=[f for f in order if f not in categories], categories=kept)
 
