@@ -163,3 +163,115 @@ class TrainRun:
 
         sgd = load_bundle(str(self.model_dir)).model[-1]
         return np.append(sgd.coef_, sgd.intercept_)
+
+
+# ---- hard data: correlated columns and one-hot designs --------------------------------------
+
+
+def correlated(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The benchmark's correlated dataset: three sizes of one object, its volume and a free
+    column (after standardization the condition number is in the hundreds)."""
+    from bench.train_bench import correlated_chunk
+
+    numbers, _, target = correlated_chunk(np.random.default_rng([seed, 11]), rows)
+    return np.column_stack(list(numbers.values())), target, list(numbers)
+
+
+def skewed_levels(rng: np.random.Generator, rows: int, n_levels: int, prefix: str) -> np.ndarray:
+    """``rows`` string levels ``prefix0..`` with Zipf-like frequencies (rare levels included)."""
+    weights = 1.0 / np.arange(1, n_levels + 1) ** 1.2
+    codes = rng.choice(n_levels, size=rows, p=weights / weights.sum())
+    return np.array([f"{prefix}{i}" for i in range(n_levels)], dtype=object)[codes]
+
+
+def one_hot_numeric(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """A one-hot design written as numeric 0/1 columns that sum to one, plus two numbers, one
+    of them mostly determined by the level."""
+    rng = np.random.default_rng([seed, 12])
+    levels = skewed_levels(rng, rows, 30, "c")
+    names = [f"c{i}" for i in range(30)]
+    onehot = (levels[:, None] == np.array(names, dtype=object)[None, :]).astype(np.float64)
+    effects = rng.normal(0, 3.0, 30)
+    # ``a`` is mostly its level's location (as a distance is mostly its destination's).
+    numbers = rng.normal([0.0, 50.0], [0.05, 10.0], size=(rows, 2))
+    numbers[:, 0] += onehot @ rng.normal(0, 1.0, 30)
+    target = onehot @ effects + numbers @ [20.0, 0.1] + rng.normal(0, 1.0, rows)
+    return np.column_stack([onehot, numbers]), target, [*names, "a", "b"]
+
+
+def category_frame(
+    rows: int, levels: dict[str, int], seed: int = 0
+) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """Two numbers and category columns (name -> number of levels) with a level effect each."""
+    rng = np.random.default_rng([seed, 13])
+    numbers = rng.normal([0.0, 50.0], [1.0, 10.0], size=(rows, 2))
+    target = numbers @ [2.0, 0.1] + rng.normal(0, 1.0, rows)
+    cats = {}
+    for name, n in levels.items():
+        cats[name] = skewed_levels(rng, rows, n, f"{name}_")
+        effects = dict(zip([f"{name}_{i}" for i in range(n)], rng.normal(0, 2.0, n), strict=True))
+        target += np.array([effects[v] for v in cats[name]])
+    return numbers, cats, target
+
+
+def write_category_dataset(
+    out: Path,
+    numbers: np.ndarray,
+    cats: dict[str, np.ndarray],
+    y: np.ndarray,
+    max_categories: int = 100,
+    parts: int = 4,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """A prepared dataset to the category contract: numbers ``a``, ``b`` (float64), category
+    columns as dictionary-encoded strings, manifest ``feature_order`` and ``categories``."""
+    numeric = ["a", "b"][: numbers.shape[1]]
+    manifest = write_dataset(out, numbers, y, features=numeric, parts=parts, seed=seed)
+    is_test = np.random.default_rng([seed, 99]).random(len(y)) < 0.2
+    digest = hashlib.sha256()
+    for split, mask in (("train", ~is_test), ("test", is_test)):
+        rows_of = np.array_split(np.flatnonzero(mask), parts)
+        for entry, rows in zip(manifest["splits"][split], rows_of, strict=True):
+            table = pq.read_table(out / entry["path"])
+            for name, values in cats.items():
+                table = table.append_column(name, pa.array(values[rows]).dictionary_encode())
+            pq.write_table(table, out / entry["path"])
+            digest.update((out / entry["path"]).read_bytes())
+    manifest["feature_order"] = [*numeric, *cats]
+    manifest["categories"] = {
+        name: category_stats(values[~is_test], max_categories) for name, values in cats.items()
+    }
+    manifest["spec"]["features"] = manifest["feature_order"]
+    manifest["fingerprint"] = digest.hexdigest()
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
+def category_stats(values: np.ndarray, max_categories: int) -> dict[str, Any]:
+    """The manifest's ``categories`` entry of one column (most frequent first, ties by name)."""
+    levels, counts = np.unique(values.astype(str), return_counts=True)
+    order = sorted(zip(levels.tolist(), counts.tolist(), strict=True), key=lambda t: (-t[1], t[0]))
+    kept = [level for level, _ in order[:max_categories]]
+    kept_rows = sum(count for _, count in order[:max_categories])
+    return {
+        "count": len(values),
+        "distinct": len(order),
+        "levels": dict(order),
+        "kept": kept,
+        "infrequent_share": 1.0 - kept_rows / len(values),
+        "missing": "drop",
+        "max_categories": max_categories,
+    }
+
+
+@pytest.fixture(scope="session")
+def hard() -> Any:
+    """The hard-data generators and the category dataset writer, for tests to call."""
+    import types
+
+    return types.SimpleNamespace(
+        correlated=correlated,
+        one_hot_numeric=one_hot_numeric,
+        category_frame=category_frame,
+        write_category_dataset=write_category_dataset,
+    )

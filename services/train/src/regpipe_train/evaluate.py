@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 from distributed import Client
 
-from .dataset import SAMPLE_STREAM, Dataset, Part, read_partition, standardize
+from .dataset import SAMPLE_STREAM, Dataset, Part, read_partition
 
-# Linear models in the scaled space, by name: (coef, intercept).
+# Linear models on the encoded design (:mod:`.design`), by name: (coef, intercept).
 Models = dict[str, tuple[np.ndarray, float]]
 # About this many test rows are kept for the predicted-vs-actual and residual plots.
 SAMPLE_ROWS = 5_000
@@ -34,10 +34,9 @@ def partition_sums(
     part: Part, dataset: Dataset, models: Models, fraction: float = 0.0
 ) -> dict[str, Any]:
     """Row count, sums of ``y - ȳ_train`` and its square, each model's SSE and SAE, a sample."""
-    x, y = read_partition(part, dataset.features, dataset.target)
-    standardize(x, dataset.mean, dataset.scale)
-    center = dataset.target_mean
-    yc = y - center
+    block = read_partition(part, dataset)
+    yc = block.y
+    y = yc + dataset.target_mean
     keep = np.random.default_rng([SAMPLE_STREAM, part.index]).random(len(y)) < fraction
     sums: dict[str, Any] = {
         "rows": len(y),
@@ -46,7 +45,7 @@ def partition_sums(
         "sample": y[keep],
     }
     for name, (coef, intercept) in models.items():
-        prediction = x @ coef + intercept
+        prediction = block.predict(coef, intercept)
         residual = y - prediction
         sums[name] = {
             "sse": float(residual @ residual),

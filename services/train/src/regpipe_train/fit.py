@@ -1,12 +1,16 @@
-"""The SGD loop: epochs over the train partitions, streamed through Dask with prefetch.
+"""The SGD loop: a Gram pass, then epochs over the train partitions, streamed through Dask.
 
-A Dask task loads one partition, holds out its validation rows, shuffles and standardizes the
-rest, centers the target on the manifest's mean (so SGD never has to walk its intercept to a
-large offset) and, in the first epoch, reduces it to its normal-equations matrix. The driver
-fits the rows with ``partial_fit`` in mini-batches while the next partitions load. Every random
-choice comes from ``(seed, epoch, partition)``, so the model does not depend on the number of
-workers, and an epoch resumed from a checkpoint is the epoch an uninterrupted run would have
-done.
+A Dask task loads one partition as a design :class:`Block` (numbers standardized, levels
+one-hot, target centered on the manifest's mean so SGD never walks its intercept to a large
+offset) and holds out its validation rows. The first pass reduces the fit rows to their
+normal-equations matrix (the exact optimum, and the whitening: see :mod:`.exact`). Each epoch
+then shuffles the fit rows; the driver whitens them one mini-batch at a time (the compact
+rows cross between processes, not the dense whitened ones) and fits them with
+``partial_fit`` while the next partitions load; the SGD's weights map back to the design's.
+Designs wider than :data:`MAX_GRAM_COLUMNS` skip the Gram pass and fit the sparse design.
+Every random choice comes from ``(seed, epoch, partition)``, so the model does not depend on
+the number of workers, and an epoch resumed from a checkpoint is the epoch an uninterrupted run
+would have done.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,10 +38,10 @@ from .dataset import (
     partition_order,
     read_partition,
     row_order,
-    standardize,
     validation_mask,
 )
-from .exact import partial_gram
+from .design import MAX_GRAM_COLUMNS, Block, Whitening
+from .exact import whitening
 from .settings import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -60,6 +65,10 @@ class FitState:
     stale_epochs: int = 0
     stopped_early: bool = False
     gram: np.ndarray | None = None
+    # The whitening SGD trains in (None: the design itself), from the Gram pass; kept as
+    # arrays so a resumed run goes on in exactly the same coordinates.
+    shift: np.ndarray | None = None
+    transform: np.ndarray | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -67,17 +76,32 @@ class FitState:
         """The best model on validation, else the last (predicting the centered target)."""
         return self.best if self.best is not None else self.sgd
 
+    @property
+    def whitening(self) -> Whitening | None:
+        if self.shift is None or self.transform is None:
+            return None
+        return Whitening(self.shift, self.transform)
+
+    def linear(self, sgd: SGDRegressor | None = None) -> tuple[np.ndarray, float]:
+        """``(coef, intercept)`` of ``sgd`` (default: :attr:`model`) on the design, for the
+        centered target."""
+        sgd = sgd if sgd is not None else self.model
+        coef, intercept = np.asarray(sgd.coef_, dtype=np.float64), float(sgd.intercept_[0])
+        w = self.whitening
+        return w.to_design(coef, intercept) if w is not None else (coef, intercept)
+
 
 @dataclass(frozen=True)
 class Validation:
-    x: np.ndarray
-    y: np.ndarray
+    rows: Block
 
-    def r2(self, sgd: SGDRegressor) -> float:
-        if len(self.y) == 0:
+    def r2(self, coef: np.ndarray, intercept: float) -> float:
+        """R² of a linear model on the design (centered target)."""
+        y = self.rows.y
+        if len(y) == 0:
             return float("nan")
-        residual = self.y - (self.x @ sgd.coef_ + sgd.intercept_[0])
-        total = float(((self.y - self.y.mean()) ** 2).sum())
+        residual = y - self.rows.predict(coef, intercept)
+        total = float(((y - y.mean()) ** 2).sum())
         return 1.0 - float(residual @ residual) / total if total > 0 else float("nan")
 
 
@@ -103,23 +127,34 @@ def load_train_part(
     epoch: int,
     validation_fraction: float,
     want_validation: bool,
-    want_gram: bool,
 ) -> dict[str, Any]:
-    """(Dask task) One train partition's fit rows, shuffled, standardized, target centered."""
-    x, y = read_partition(part, dataset.features, dataset.target)
+    """(Dask task) One train partition's fit rows, shuffled, as a compact :class:`Block`."""
+    block = read_partition(part, dataset)
     held_out = validation_mask(seed, part.index, part.rows, validation_fraction)
     fit_rows = np.flatnonzero(~held_out)
-    order = fit_rows[row_order(seed, epoch, part.index, len(fit_rows))]
-    y = y - dataset.target_mean
-    out: dict[str, Any] = {"index": part.index, "y": y[order]}
-    out["x"] = standardize(x[order], dataset.mean, dataset.scale)
-    if want_gram:
-        out["gram"] = partial_gram(out["x"], out["y"])
+    rows = block.take(fit_rows[row_order(seed, epoch, part.index, len(fit_rows))])
+    out: dict[str, Any] = {"index": part.index, "rows": rows}
     if want_validation:
-        rows = np.flatnonzero(held_out)
-        out["x_val"] = standardize(x[rows], dataset.mean, dataset.scale)
-        out["y_val"] = y[rows]
+        out["validation"] = block.take(np.flatnonzero(held_out))
     return out
+
+
+def partition_gram(
+    part: Part, dataset: Dataset, seed: int, validation_fraction: float
+) -> np.ndarray:
+    """(Dask task) The normal-equations matrix of one train partition's fit rows."""
+    block = read_partition(part, dataset)
+    held_out = validation_mask(seed, part.index, part.rows, validation_fraction)
+    return block.take(np.flatnonzero(~held_out)).gram(dataset.layout)
+
+
+def preconditioning(dataset: Dataset, state: FitState) -> dict[str, Any]:
+    """What SGD was fitted on, for the metadata."""
+    width = dataset.layout.width
+    if state.transform is None:
+        reason = f"{width} encoded columns > {MAX_GRAM_COLUMNS}: no dense Gram matrix"
+        return {"method": "none", "columns": width, "rank": None, "reason": reason}
+    return {"method": "whitened", "columns": width, "rank": int(state.transform.shape[1])}
 
 
 def fit(
@@ -129,24 +164,45 @@ def fit(
     state: FitState,
     on_epoch: Callable[[FitState], None] | None = None,
 ) -> FitState:
-    """Run epochs until ``settings.epochs`` or early stopping; ``on_epoch`` checkpoints."""
+    """The Gram pass (unless done or too wide), then epochs until ``settings.epochs`` or early
+    stopping; ``on_epoch`` checkpoints."""
+    if state.gram is None and dataset.layout.width <= MAX_GRAM_COLUMNS:
+        state.gram = _gram_pass(client, dataset, settings)
+        w = whitening(state.gram)
+        state.shift, state.transform = w.shift, w.transform
     validation: Validation | None = None
     while state.epochs_done < settings.epochs and not state.stopped_early:
         epoch = state.epochs_done
         started = time.perf_counter()
-        want_gram = state.gram is None
-        results = _run_epoch(client, dataset, settings, state, epoch, validation is None, want_gram)
+        results = _run_epoch(client, dataset, settings, state, epoch, validation is None)
         seconds = time.perf_counter() - started
         if results["rows"] == 0:
             raise EmptySplitError("no train rows left to fit after holding out the validation rows")
-        if want_gram:
-            state.gram = _sum_in_order(results["grams"])
         if validation is None:
-            validation = _collect_validation(results["validation"], dataset.features)
+            validation = _collect_validation(results["validation"], dataset)
         _end_epoch(state, settings, validation, epoch, results["rows"], seconds)
         if on_epoch is not None:
             on_epoch(state)
     return state
+
+
+def _gram_pass(client: Client, dataset: Dataset, settings: TrainSettings) -> np.ndarray:
+    """The summed Gram matrix of every partition's fit rows, added in partition order."""
+    started = time.perf_counter()
+    parts = dataset.train
+    args = (dataset, settings.seed, settings.validation_fraction)
+    pending = deque(client.submit(partition_gram, p, *args, pure=False) for p in parts[:PREFETCH])
+    total: np.ndarray | None = None
+    for k in range(len(parts)):
+        gram = pending.popleft().result()
+        if k + PREFETCH < len(parts):
+            pending.append(client.submit(partition_gram, parts[k + PREFETCH], *args, pure=False))
+        total = gram if total is None else total + gram
+    assert total is not None
+    event(
+        log, "gram pass done", columns=dataset.layout.width, seconds=time.perf_counter() - started
+    )
+    return total
 
 
 def _run_epoch(
@@ -156,7 +212,6 @@ def _run_epoch(
     state: FitState,
     epoch: int,
     want_validation: bool,
-    want_gram: bool,
 ) -> dict[str, Any]:
     parts = [dataset.train[i] for i in partition_order(settings.seed, epoch, len(dataset.train))]
 
@@ -169,45 +224,58 @@ def _run_epoch(
             epoch,
             settings.validation_fraction,
             want_validation,
-            want_gram,
             pure=False,
         )
 
-    grams: dict[int, np.ndarray] = {}
-    validation: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    validation: dict[int, Block] = {}
     rows = 0
     pending = deque(submit(part) for part in parts[:PREFETCH])
     for k, part in enumerate(parts):
         loaded = pending.popleft().result()
         if k + PREFETCH < len(parts):
             pending.append(submit(parts[k + PREFETCH]))
-        _fit_rows(state.sgd, loaded["x"], loaded["y"], settings, dataset, epoch, part)
-        rows += len(loaded["y"])
-        if want_gram:
-            grams[loaded["index"]] = loaded["gram"]
+        _fit_rows(state, loaded["rows"], settings, dataset, epoch, part)
+        rows += len(loaded["rows"])
         if want_validation:
-            validation[loaded["index"]] = (loaded["x_val"], loaded["y_val"])
+            validation[loaded["index"]] = loaded["validation"]
         del loaded
-    return {"rows": rows, "grams": grams, "validation": validation}
+    return {"rows": rows, "validation": validation}
 
 
 def _fit_rows(
-    sgd: SGDRegressor,
-    x: np.ndarray,
-    y: np.ndarray,
+    state: FitState,
+    block: Block,
     settings: TrainSettings,
     dataset: Dataset,
     epoch: int,
     part: Part,
 ) -> None:
-    batch = settings.batch_size
+    """``partial_fit`` on the rows in mini-batches; the next batch is encoded (and whitened)
+    in a thread meanwhile (scikit-learn's SGD loop releases the GIL)."""
+    batch, whiten, sgd = settings.batch_size, state.whitening, state.sgd
     where = f"epoch {epoch + 1}, partition {part.url}"
-    for start in range(0, len(y), batch):
-        try:
-            sgd.partial_fit(x[start : start + batch], y[start : start + batch])
-        except ValueError as exc:  # scikit-learn's "Floating-point under-/overflow occurred"
-            raise DivergenceError(f"SGD diverged at {where}: {exc}") from None
-    if len(y):
+
+    def encode(start: int) -> tuple[Any, np.ndarray]:
+        rows = block.take(slice(start, start + batch))
+        x = (
+            whiten.apply(rows, dataset.layout)
+            if whiten is not None
+            else rows.matrix(dataset.layout)
+        )
+        return x, rows.y
+
+    starts = range(0, len(block), batch)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ahead = pool.submit(encode, 0) if len(block) else None
+        for k in range(len(starts)):
+            assert ahead is not None
+            x, y = ahead.result()
+            ahead = pool.submit(encode, starts[k + 1]) if k + 1 < len(starts) else None
+            try:
+                sgd.partial_fit(x, y)
+            except ValueError as exc:  # scikit-learn's "Floating-point under-/overflow occurred"
+                raise DivergenceError(f"SGD diverged at {where}: {exc}") from None
+    if len(block):
         _check_weights(sgd, settings.max_weight * max(1.0, dataset.target_std), where)
 
 
@@ -231,8 +299,8 @@ def _end_epoch(
     rows: int,
     seconds: float,
 ) -> None:
-    has_validation = len(validation.y) > 0
-    score = validation.r2(state.sgd)
+    has_validation = len(validation.rows) > 0
+    score = validation.r2(*state.linear(state.sgd))
     if has_validation and not np.isfinite(score):
         raise DivergenceError(f"SGD diverged at epoch {epoch + 1}: the validation loss is {score}")
     # Without validation rows (a tiny dataset), every epoch counts as an improvement.
@@ -256,20 +324,15 @@ def _end_epoch(
     event(log, "epoch done", **record, stale=state.stale_epochs, stop=state.stopped_early)
 
 
-def _sum_in_order(grams: dict[int, np.ndarray]) -> np.ndarray:
-    total = None
-    for index in sorted(grams):
-        total = grams[index].copy() if total is None else total + grams[index]
-    assert total is not None
-    return total
-
-
-def _collect_validation(
-    parts: dict[int, tuple[np.ndarray, np.ndarray]], features: list[str]
-) -> Validation:
+def _collect_validation(parts: dict[int, Block], dataset: Dataset) -> Validation:
     if not parts:
-        return Validation(np.empty((0, len(features))), np.empty(0))
-    order = sorted(parts)
+        p, k = len(dataset.layout.numeric), len(dataset.layout.categories)
+        return Validation(Block(np.empty((0, p)), np.empty((0, k), dtype=np.int64), np.empty(0)))
+    blocks = [parts[i] for i in sorted(parts)]
     return Validation(
-        np.concatenate([parts[i][0] for i in order]), np.concatenate([parts[i][1] for i in order])
+        Block(
+            np.concatenate([b.numeric for b in blocks]),
+            np.concatenate([b.codes for b in blocks]),
+            np.concatenate([b.y for b in blocks]),
+        )
     )

@@ -23,7 +23,7 @@ from .dataset import Dataset
 
 @dataclass(frozen=True)
 class Current:
-    """The model ``LATEST`` names, as a linear model in the dataset's scaled space."""
+    """The model ``LATEST`` names, as a linear model on the dataset's encoded design."""
 
     version: str
     linear: tuple[np.ndarray, float] | None
@@ -53,21 +53,56 @@ def current_model(models: str, name: str, dataset: Dataset) -> Current | None:
         )
     linear = in_scaled_space(bundle.model, dataset)
     if linear is None:
-        return Current(version, None, f"the current LATEST {version} is not a scaled linear model")
+        return Current(
+            version,
+            None,
+            f"the current LATEST {version} is not a linear model on this dataset's encoding "
+            "(another model shape, or a category level the new model does not keep)",
+        )
     return Current(version, linear)
 
 
 def in_scaled_space(model: Any, dataset: Dataset) -> tuple[np.ndarray, float] | None:
-    """``(coef, intercept)`` on the dataset's standardized features of a
-    ``Pipeline(StandardScaler, linear model)`` that has its own scaler."""
+    """``(coef, intercept)`` on the dataset's encoded design (:mod:`.design`) of a published
+    pipeline with its own scaler (and one-hot levels), or None when it is not such a model or
+    knows a level the new design does not keep (it could not be written on this design)."""
     steps = getattr(model, "steps", None)
-    if not steps or len(steps) != 2 or not hasattr(steps[0][1], "scale_"):
+    if not steps or len(steps) != 2:
         return None
-    scaler, reg = steps[0][1], steps[1][1]
+    first, reg = steps[0][1], steps[1][1]
     coef = np.asarray(getattr(reg, "coef_", None), dtype=np.float64)
-    if coef.shape != (len(dataset.features),):
-        return None
     intercept = float(np.asarray(reg.intercept_).reshape(-1)[0])
+    layout = dataset.layout
+    p = len(layout.numeric)
+    if not layout.categories:
+        if not hasattr(first, "scale_") or coef.shape != (p,):
+            return None
+        return _rescaled(first, coef, intercept, dataset)
+    named = getattr(first, "named_transformers_", None)
+    if named is None or "number" not in named or "category" not in named:
+        return None
+    old_levels = [list(c) for c in getattr(named["category"], "categories_", [])]
+    if len(old_levels) != len(layout.categories) or coef.shape != (p + sum(map(len, old_levels)),):
+        return None
+    numeric_coef, intercept = _rescaled(named["number"], coef[:p], intercept, dataset)
+    out = np.zeros(layout.width)
+    out[:p] = numeric_coef
+    start = p
+    for old, (offset, new) in zip(
+        old_levels, zip(layout.offsets, layout.categories.values(), strict=True), strict=True
+    ):
+        column = {level: offset + k for k, level in enumerate(new)}
+        if any(level not in column for level in old):
+            return None
+        out[[column[level] for level in old]] = coef[start : start + len(old)]
+        start += len(old)
+    return out, intercept
+
+
+def _rescaled(
+    scaler: Any, coef: np.ndarray, intercept: float, dataset: Dataset
+) -> tuple[np.ndarray, float]:
+    """A linear model on ``scaler``'s standardized numbers, on the dataset's instead."""
     # x = z * scale + mean, so (x - m_old) / s_old @ coef = z @ (scale / s_old * coef) + const.
     old_mean = np.asarray(scaler.mean_) if scaler.mean_ is not None else 0.0
     old_scale = np.asarray(scaler.scale_) if scaler.scale_ is not None else 1.0

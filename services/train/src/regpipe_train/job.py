@@ -22,8 +22,8 @@ from . import report as html_report
 from .dataset import Dataset, load_dataset
 from .evaluate import Evaluation, Models, evaluate
 from .exact import Optimum, solve
-from .fit import FitState, fit, new_sgd
-from .model import build_pipeline
+from .fit import FitState, fit, new_sgd, preconditioning
+from .model import build_pipeline, description
 from .settings import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -59,21 +59,19 @@ def run(settings: TrainSettings) -> TrainResult:
     # top of that only thrashes (a 1 ms XᵀX took up to 80 ms on 2 busy cores).
     with threadpool_limits(limits=1, user_api="blas"), dask_client() as client:
         state = fit(client, dataset, settings, state, lambda s: checkpoint.save(ckpt_url, s))
-        assert state.gram is not None
-        optimum = solve(state.gram, dataset.target_mean)
-        sgd = state.model
+        optimum = solve(state.gram, dataset.target_mean) if state.gram is not None else None
+        coef, intercept = state.linear()
         current = gate.current_model(settings.models, settings.name, dataset)
-        models: Models = {
-            "sgd": (sgd.coef_, float(sgd.intercept_[0]) + dataset.target_mean),
-            "optimum": (optimum.coef, optimum.intercept),
-        }
+        models: Models = {"sgd": (coef, intercept + dataset.target_mean)}
+        if optimum is not None:
+            models["optimum"] = (optimum.coef, optimum.intercept)
         if current is not None and current.linear is not None:
             models["current"] = current.linear
         evaluation = evaluate(client, dataset, models)
     metrics = evaluation.metrics
-    pipeline = build_pipeline(dataset, sgd)
+    pipeline = build_pipeline(dataset, state.model, coef, intercept)
     metadata = build_metadata(settings, dataset, state, optimum, metrics)
-    metadata["coefficients"] = original_units(pipeline, dataset.features)
+    metadata["coefficients"] = original_units(dataset, coef, intercept + dataset.target_mean)
     metadata["promotion"] = gate.decide(
         metrics["sgd"], current, metrics.get("current"), settings.max_regression, settings.force
     )
@@ -110,19 +108,29 @@ def _publish(
     )
 
 
-def original_units(pipeline: Any, features: list[str]) -> dict[str, Any]:
-    """The model's coefficients per unit and per standard deviation of each original feature,
+def original_units(dataset: Dataset, coef: np.ndarray, intercept: float) -> dict[str, Any]:
+    """The model's coefficients per unit and per standard deviation of each numeric feature
+    and each kept level (``feature=level``: its effect against an unseen or infrequent level),
     largest effect first, and its intercept in the original units."""
-    scaler, sgd = pipeline[0], pipeline[-1]
-    per_std = np.asarray(sgd.coef_, dtype=np.float64)
-    per_unit = per_std / scaler.scale_
-    intercept = float(sgd.intercept_[0] - per_unit @ scaler.mean_)
+    layout = dataset.layout
+    p = len(layout.numeric)
+    per_unit = coef[:p] / dataset.scale
     rows = [
         {"feature": f, "per_unit": float(u), "per_std": float(s)}
-        for f, u, s in zip(features, per_unit, per_std, strict=True)
+        for f, u, s in zip(layout.numeric, per_unit, coef[:p], strict=True)
     ]
+    categories = dataset.manifest.get("categories") or {}
+    for offset, (feature, levels) in zip(layout.offsets, layout.categories.items(), strict=True):
+        counts, total = categories[feature].get("levels") or {}, categories[feature].get("count")
+        for k, level in enumerate(levels):
+            share = counts.get(level, 0) / total if total else 0.0
+            effect = float(coef[offset + k])
+            std = float(np.sqrt(share * (1 - share)))
+            rows.append(
+                {"feature": f"{feature}={level}", "per_unit": effect, "per_std": effect * std}
+            )
     rows.sort(key=lambda r: -abs(r["per_std"]))
-    return {"intercept": intercept, "features": rows}
+    return {"intercept": float(intercept - per_unit @ dataset.mean), "features": rows}
 
 
 def _initial_state(settings: TrainSettings, ckpt_url: str) -> FitState:
@@ -139,30 +147,21 @@ def build_metadata(
     settings: TrainSettings,
     dataset: Dataset,
     state: FitState,
-    optimum: Optimum,
+    optimum: Optimum | None,
     metrics: dict[str, dict[str, float]],
 ) -> dict[str, Any]:
     """The bundle's metadata (``publish_bundle`` adds name, version, sha256 and the rest)."""
-    sgd_metrics, best = metrics["sgd"], metrics["optimum"]
-    return {
+    sgd_metrics = metrics["sgd"]
+    doc = {
         "features": dataset.features,
         "target": dataset.target,
         "metrics": sgd_metrics,
-        "optimum": {
-            "rmse": best["rmse"],
-            "mae": best["mae"],
-            "r2": best["r2"],
-            "rows": best["rows"],
-            "gap_r2": best["r2"] - sgd_metrics["r2"],
-            "gap_rmse": sgd_metrics["rmse"] - best["rmse"],
-            "method": optimum.method,
-            "condition_number": optimum.condition_number,
-            "train_rows": optimum.rows,
-        },
+        "optimum": _optimum(dataset, state, optimum, metrics),
         "params": {
             **settings.training_params(),
-            "model": "Pipeline(StandardScaler, SGDRegressor)",
+            "model": description(dataset),
             "sgd": {k: v for k, v in state.model.get_params().items()},
+            "preconditioning": preconditioning(dataset, state),
             "epochs_run": state.epochs_done,
             "best_epoch": state.best_epoch,
             "stopped_early": state.stopped_early,
@@ -178,6 +177,53 @@ def build_metadata(
             for key in ("read", "rejected", "dropped_missing", "train", "test")
         },
     }
+    if dataset.layout.categories:
+        doc["categories"] = _categories(dataset)
+    return doc
+
+
+def _optimum(
+    dataset: Dataset,
+    state: FitState,
+    optimum: Optimum | None,
+    metrics: dict[str, dict[str, float]],
+) -> dict[str, Any]:
+    """The exact optimum's test metrics and the gap to it, or why it was skipped."""
+    sgd_metrics = metrics["sgd"]
+    if optimum is None:
+        return {
+            **{k: None for k in ("rmse", "mae", "r2", "gap_r2", "gap_rmse", "condition_number")},
+            "rows": sgd_metrics["rows"],
+            "method": "skipped",
+            "skipped": preconditioning(dataset, state)["reason"],
+            "train_rows": dataset.train_rows,
+        }
+    best = metrics["optimum"]
+    return {
+        "rmse": best["rmse"],
+        "mae": best["mae"],
+        "r2": best["r2"],
+        "rows": best["rows"],
+        "gap_r2": best["r2"] - sgd_metrics["r2"],
+        "gap_rmse": sgd_metrics["rmse"] - best["rmse"],
+        "method": optimum.method,
+        "condition_number": optimum.condition_number,
+        "train_rows": optimum.rows,
+    }
+
+
+def _categories(dataset: Dataset) -> dict[str, dict[str, Any]]:
+    """The metadata's ``categories``: each category feature's kept levels (the encoder's
+    columns, in order), the train share of other levels, and how a missing value was treated."""
+    manifest = dataset.manifest["categories"]
+    return {
+        feature: {
+            "levels": list(levels),
+            "infrequent_share": float(manifest[feature].get("infrequent_share", 0.0)),
+            "missing": str(manifest[feature].get("missing", "drop")),
+        }
+        for feature, levels in dataset.layout.categories.items()
+    }
 
 
 def report(result: TrainResult, out: TextIO) -> None:
@@ -188,9 +234,24 @@ def report(result: TrainResult, out: TextIO) -> None:
         f"model {meta['name']}/{result.version}  ({p['epochs_run']} epochs, "
         f"best {p['best_epoch']}{', stopped early' if p['stopped_early'] else ''})",
         f"  test    rmse {m['rmse']:.6g}  mae {m['mae']:.6g}  r2 {m['r2']:.6f}  rows {m['rows']}",
-        f"  optimum rmse {o['rmse']:.6g}  mae {o['mae']:.6g}  r2 {o['r2']:.6f}  ({o['method']})",
-        f"  gap     r2 {o['gap_r2']:.2e}  rmse {o['gap_rmse']:.2e}",
+        *_optimum_lines(o),
+        f"  sgd on  {_preconditioning_line(p['preconditioning'])}",
         f"  {'promoted' if result.promoted else 'NOT promoted'}: {meta['promotion']['reason']}",
         f"  report  {result.report_url}",
     ]
     out.write("\n".join(lines) + "\n")
+
+
+def _optimum_lines(o: dict[str, Any]) -> list[str]:
+    if o["r2"] is None:
+        return [f"  optimum skipped: {o['skipped']}"]
+    return [
+        f"  optimum rmse {o['rmse']:.6g}  mae {o['mae']:.6g}  r2 {o['r2']:.6f}  ({o['method']})",
+        f"  gap     r2 {o['gap_r2']:.2e}  rmse {o['gap_rmse']:.2e}",
+    ]
+
+
+def _preconditioning_line(pre: dict[str, Any]) -> str:
+    if pre["method"] == "whitened":
+        return f"the whitened design (rank {pre['rank']} of {pre['columns']} columns)"
+    return f"the sparse design, not whitened ({pre['reason']})"

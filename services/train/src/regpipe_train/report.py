@@ -69,7 +69,10 @@ def learning_curve(meta: dict[str, Any]) -> bytes:
         "o-",
         label="validation R²",
     )
-    ax.axhline(meta["optimum"]["r2"], color="tab:green", ls="--", label="exact optimum (test R²)")
+    if meta["optimum"]["r2"] is not None:  # None: skipped (a design too wide)
+        ax.axhline(
+            meta["optimum"]["r2"], color="tab:green", ls="--", label="exact optimum (test R²)"
+        )
     best = params.get("best_epoch")
     if best:
         ax.axvline(best, color="tab:red", ls=":", label=f"chosen epoch {best}")
@@ -160,9 +163,8 @@ def metrics_section(meta: dict[str, Any]) -> str:
         if current:
             cells.append(_cell(current[key], f"promotion.current_metrics.{key}"))
         rows.append(f"<tr>{''.join(cells)}</tr>")
-    note = (
-        f"<p>{fmt(m['rows'])} test rows; optimum by {html.escape(str(o.get('method', '?')))}.</p>"
-    )
+    how = f"by {o.get('method', '?')}" if "skipped" not in o else f"skipped: {o['skipped']}"
+    note = f"<p>{fmt(m['rows'])} test rows; optimum {html.escape(how)}.</p>"
     return "<h2>Test metrics</h2>" + _table(head, rows) + note
 
 
@@ -217,6 +219,14 @@ def params_section(meta: dict[str, Any]) -> str:
     p = meta["params"]
     keys = ["epochs_run", "best_epoch", "stopped_early", "batch_size", "eta0", "alpha", "seed"]
     rows = [f"<tr>{_cell(k)}{_cell(p.get(k))}</tr>" for k in keys if k in p]
+    pre = p.get("preconditioning")
+    if pre:
+        how = (
+            f"whitened design (rank {pre['rank']} of {pre['columns']} columns)"
+            if pre["method"] == "whitened"
+            else f"sparse design, not whitened: {pre.get('reason')}"
+        )
+        rows.append(f"<tr>{_cell('SGD fitted on')}{_cell(how)}</tr>")
     return "<h2>Training</h2>" + _table(["parameter", "value"], rows)
 
 
