@@ -11,6 +11,7 @@ import json
 import logging
 import posixpath
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -18,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from distributed import as_completed
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from regpipe_common import bundle, publish, storage
@@ -198,7 +200,7 @@ def _score_all(items: list[str | Unit], staging: str, plan: Plan) -> list[dict[s
             for i, item in enumerate(items)
         ]
         try:
-            results = client.gather(futures)
+            results = sorted(_gather(futures), key=lambda r: r["index"])
         except BaseException:
             client.cancel(futures)
             raise
@@ -210,11 +212,24 @@ def _score_all(items: list[str | Unit], staging: str, plan: Plan) -> list[dict[s
     return results
 
 
+def _gather(futures: list[Any]) -> Iterator[dict[str, Any]]:
+    """The tasks' results as they complete; the first task that met bad input stops the run."""
+    for future in as_completed(futures):
+        result = future.result()
+        if "error" in result:
+            raise DataError(result["error"])
+        yield result
+
+
 def score_part(index: int, item: str | Unit, staging: str, plan: Plan) -> dict[str, Any]:
     """Score one prepared part or raw unit into ``<staging>/part-<index>.parquet`` (written
-    only when a row is scored); return its counts and sums."""
+    only when a row is scored); return its counts and sums, or ``{"error": message}`` for bad
+    input (returned, not raised: a raised one puts a traceback in the worker's log)."""
     with _blas_controller().limit(limits=1, user_api="blas"):  # also in worker processes
-        return _score_part(index, item, staging, plan)
+        try:
+            return _score_part(index, item, staging, plan)
+        except RegpipeError as exc:
+            return {"index": index, "error": str(exc)}
 
 
 @functools.cache
