@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
-from bench.measure import BIN, Measured, python, run_measured, table
+from bench.measure import BIN, Measured, python, run_measured, sizes_main, table
 from bench.preprocess_bench import dataset, preprocess_cmd
 
 NAIVE = """
@@ -132,7 +131,4 @@ def run(rows_list: list[int], workdir: Path) -> str:
 
 
 if __name__ == "__main__":
-    sizes = [int(x) for x in sys.argv[1:]] or [1_000_000]
-    work = Path("bench/out")
-    work.mkdir(parents=True, exist_ok=True)
-    print(run(sizes, work))
+    sizes_main(run)

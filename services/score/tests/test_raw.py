@@ -47,12 +47,26 @@ def _with_bad_lines(pipeline, tmp_path: Path) -> Path:
     return out
 
 
-def _preprocess(data: Path, spec: Path, out: Path, monkeypatch) -> dict:
+def _score_and_preprocess(pipeline, data: Path, score, helpers, tmp_path: Path) -> tuple:
+    """Score ``data`` and prepare it with the real preprocess job: check that both read the
+    same rows and set aside the same malformed rows, numbered and described alike. Returns the
+    score manifest, its rows, its rejected rows and preprocess's."""
     from regpipe_preprocess.cli import main as preprocess
 
-    args = ["--input", str(data), "--spec", str(spec), "--output", str(out)]
-    assert preprocess([*args, "--blocksize", str(BLOCK), "--max-rejected-fraction", "0.5"]) == 0
-    return json.loads((out / "manifest.json").read_text())
+    spec, out, again = _spec(pipeline), tmp_path / "scored", tmp_path / "prepared"
+    args = ["--input", data, "--spec", spec]
+    code, _, err = score(*args, "--model", pipeline.models / "m", "--output", out)
+    assert code == 0, err
+    flags = ["--output", again, "--blocksize", BLOCK, "--max-rejected-fraction", "0.5"]
+    assert preprocess([str(a) for a in [*args, *flags]]) == 0
+    prepared = json.loads((again / "manifest.json").read_text())
+    manifest, scored = helpers.read_output(out)
+    assert manifest["rows_read"] == prepared["rows_read"]
+    assert manifest["rows_malformed"] == prepared["rows_rejected"] > 0
+    ours = _jsonl(out / "rejected" / "rejected.jsonl")
+    theirs = _jsonl(again / prepared["rejected"])
+    assert [r for r in ours if r["reason"] != "missing"] == theirs
+    return manifest, scored, ours, theirs
 
 
 def _jsonl(path: Path) -> list[dict]:
@@ -69,22 +83,11 @@ def small_units(monkeypatch):
 
 
 def test_raw_csv_rejects_and_counts_rows_as_preprocess_does(
-    pipeline, score, helpers, tmp_path, monkeypatch, small_units
+    pipeline, score, helpers, tmp_path, small_units
 ):
-    data, spec = _with_bad_lines(pipeline, tmp_path), _spec(pipeline)
-    prepared = _preprocess(data, spec, tmp_path / "prepared", monkeypatch)
-    out = tmp_path / "scored"
-    model = pipeline.models / "m"
-    code, _, err = score("--input", data, "--spec", spec, "--model", model, "--output", out)
-    assert code == 0, err
-    manifest, scored = helpers.read_output(out)
-
-    # The same rows read and the same rows rejected, numbered and described alike.
-    assert manifest["rows_read"] == prepared["rows_read"] == 40_000
-    assert manifest["rows_malformed"] == prepared["rows_rejected"] == len(BAD_LINES)
-    ours = _jsonl(out / "rejected" / "rejected.jsonl")
-    theirs = _jsonl(tmp_path / "prepared" / prepared["rejected"])
-    assert [r for r in ours if r["reason"] != "missing"] == theirs
+    data, model = _with_bad_lines(pipeline, tmp_path), pipeline.models / "m"
+    manifest, scored, ours, theirs = _score_and_preprocess(pipeline, data, score, helpers, tmp_path)
+    assert manifest["rows_read"] == 40_000 and manifest["rows_malformed"] == len(BAD_LINES)
     assert [r["line"] for r in theirs] == [i + 2 for i in BAD_LINES]  # header is line 1
     assert manifest["rejected"] == "rejected/rejected.jsonl"
 
@@ -112,26 +115,15 @@ def test_raw_csv_rejects_and_counts_rows_as_preprocess_does(
     assert manifest["spec"]["key"] == ["id"]
 
 
-def test_raw_parquet_rejects_rows_as_preprocess_does(
-    pipeline, score, helpers, tmp_path, monkeypatch
-):
+def test_raw_parquet_rejects_rows_as_preprocess_does(pipeline, score, helpers, tmp_path):
     frame = _frame(pipeline)
     frame.loc[[5, 17_000], "f03"] = np.inf  # non-finite: malformed, as in preprocess
     data = tmp_path / "raw" / "synthetic.parquet"
     data.parent.mkdir()
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), data, row_group_size=7_000)
-    spec = _spec(pipeline)
-    prepared = _preprocess(data, spec, tmp_path / "prepared", monkeypatch)
-    out = tmp_path / "scored"
     model = pipeline.models / "m"
-    code, _, err = score("--input", data, "--spec", spec, "--model", model, "--output", out)
-    assert code == 0, err
-    manifest, scored = helpers.read_output(out)
-    assert manifest["rows_read"] == prepared["rows_read"] == len(frame)
-    assert manifest["rows_malformed"] == prepared["rows_rejected"] == 2
-    ours = _jsonl(out / "rejected" / "rejected.jsonl")
-    theirs = _jsonl(tmp_path / "prepared" / prepared["rejected"])
-    assert [r for r in ours if r["reason"] != "missing"] == theirs
+    manifest, scored, _, theirs = _score_and_preprocess(pipeline, data, score, helpers, tmp_path)
+    assert manifest["rows_read"] == len(frame) and manifest["rows_malformed"] == 2
     assert [(r["line"], r["column"]) for r in theirs] == [(6, "f03"), (17_001, "f03")]
     assert len(manifest["parts"]) == 6  # one per row group
     kept = frame[np.isfinite(frame[FEATURES]).all(axis=1)]
