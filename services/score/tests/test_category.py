@@ -189,3 +189,19 @@ def test_a_category_bundle_scores_prepared_parquet(category_bundle, score, helpe
     assert manifest["rows_missing"] == int(frame["shape"].isna().sum()) > 0
     np.testing.assert_array_equal(scored["id"], rows["id"])
     np.testing.assert_allclose(scored["prediction"], _expected(model, rows), rtol=1e-12)
+
+
+def test_a_spec_that_types_a_feature_otherwise_than_the_model_is_refused(
+    category_bundle, score, tmp_path
+):
+    models, _ = category_bundle
+    csv = tmp_path / "shapes.csv"
+    _frame(seed=4).to_csv(csv, index=False)
+    spec = _spec(tmp_path / "shapes.yaml")
+    spec.write_text(
+        spec.read_text().replace("name: x1\n  type: float", "name: x1\n  type: category")
+    )
+    out = tmp_path / "scored"
+    code, _, err = score("--input", csv, "--spec", spec, "--model", models, "--output", out)
+    assert code == 2 and not out.exists()
+    assert "column 'x1' is category; the model takes it as int or float" in err

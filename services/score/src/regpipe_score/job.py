@@ -165,14 +165,13 @@ def _check_spec_types(spec: DatasetSpec, loaded: bundle.Bundle) -> None:
         if feature not in spec.column_names:
             continue  # reported by _require, naming every missing one
         column = spec.column(feature)
-        wanted = "category" if feature in categories else "int or float"
-        if (feature in categories) != column.category and not (
-            feature in categories and column.type == "string"
-        ):
-            raise DataError(
-                f"{spec.source}: column {feature!r} is {column.type}; the model takes it as "
-                f"{wanted}"
-            )
+        takes_levels = feature in categories
+        if (column.type in ("category", "string")) if takes_levels else column.numeric:
+            continue
+        wanted = "category" if takes_levels else "int or float"
+        raise DataError(
+            f"{spec.source}: column {feature!r} is {column.type}; the model takes it as {wanted}"
+        )
 
 
 def _schema(url: str) -> pa.Schema:
