@@ -79,12 +79,17 @@ def test_a_killed_job_publishes_nothing_and_keeps_the_previous_output(pipeline, 
 
 
 @pytest.mark.cluster
+@pytest.mark.parametrize("raw", [False, True], ids=["prepared", "raw-csv"])
 def test_a_real_cluster_gives_the_local_output(
-    pipeline, score, monkeypatch, tmp_path, dask_scheduler_address
+    pipeline, score, monkeypatch, tmp_path, dask_scheduler_address, raw
 ):
     from distributed import Client
 
     args = ["--input", pipeline.prepared / "test", "--model", pipeline.models / "m"]
+    if raw:  # the raw CSV the pipeline was prepared from, in units of 256 KiB
+        csv = pipeline.prepared.parent / "raw" / "synthetic.csv"
+        args = ["--input", csv, "--spec", csv.with_name("synthetic.spec.yaml"), *args[2:]]
+        monkeypatch.setattr("regpipe_score.inputs.RAW_BLOCK_BYTES", 256 * 1024)
     local, remote = tmp_path / "local", tmp_path / "remote"
     assert score(*args, "--output", local)[0] == 0
     monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", dask_scheduler_address)
@@ -103,8 +108,14 @@ def test_a_real_cluster_gives_the_local_output(
     for m in manifests:
         m.pop("created_at")
     assert manifests[0] == manifests[1]
-    for part in manifests[0]["parts"]:
-        assert pq.read_table(local / part["path"]).equals(pq.read_table(remote / part["path"]))
+    for part in manifests[0]["parts"]:  # pandas' equals: NaN (a missing raw target) == NaN
+        tables = [pq.read_table(d / part["path"]) for d in (local, remote)]
+        assert tables[0].schema == tables[1].schema
+        assert tables[0].to_pandas().equals(tables[1].to_pandas())
+    rejected = manifests[0]["rejected"]
+    assert (rejected is not None) == raw  # raw rows with a missing feature are listed
+    if raw:
+        assert (local / rejected).read_bytes() == (remote / rejected).read_bytes()
 
 
 @pytest.mark.slow
