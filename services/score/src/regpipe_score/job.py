@@ -98,12 +98,10 @@ def run(settings: ScoreSettings) -> dict[str, Any]:
     event(log, "scoring", input=settings.input, tasks=len(items), model=loaded.url)
     with publish.staging_folder(settings.output) as staging:
         results = _score_all(items, staging, plan)
-        records = _numbered_records(results, plan.row_field)
-        if records:
-            storage.write_text_atomic(
-                storage.join(staging, REJECTED), "".join(json.dumps(r) + "\n" for r in records)
-            )
-        manifest = build_manifest(settings, prepared or source, loaded, plan, results, records)
+        examples = None
+        if any(r["records"] for r in results):
+            examples = _write_rejected(staging, results, plan.row_field)
+        manifest = build_manifest(settings, prepared or source, loaded, plan, results, examples)
         publish.publish_folder(staging, settings.output, manifest)
     event(log, "published", output=settings.output, rows_scored=manifest["rows_scored"])
     return manifest
@@ -249,9 +247,8 @@ def _score_part(index: int, item: str | Unit, staging: str, plan: Plan) -> dict[
             out.write(_score_batch(batch, item, plan, sums))
     finally:
         out.close()
-    sums.records.sort(key=lambda r: r[plan.row_field])
     path = posixpath.basename(out.url) if out.opened else None
-    return {"index": index, "path": path, **sums.as_dict()}
+    return {"index": index, "path": path, **sums.as_dict(staging, index, plan.row_field)}
 
 
 def _optional(name: str | None) -> list[str]:
@@ -306,8 +303,24 @@ class _Sums:
     def keep(self, records: list[dict[str, Any]]) -> None:
         self.records += records[: MAX_RECORDS_KEPT - len(self.records)]
 
-    def as_dict(self) -> dict[str, Any]:
-        return {**vars(self), "rows_rejected": self.rows_rejected}
+    def as_dict(self, staging: str, index: int, row_field: str) -> dict[str, Any]:
+        """What goes back to the driver: the counts, the sums and the first rejected rows; all
+        the kept ones are staged in a file (memory stays flat however many tasks there are)."""
+        self.records.sort(key=lambda r: r[row_field])
+        if self.records:
+            text = "".join(json.dumps(r) + "\n" for r in self.records)
+            storage.write_text_atomic(_records_url(staging, index), text)
+        return {
+            **vars(self),
+            "records": len(self.records),
+            "examples": self.records[:MAX_EXAMPLES],
+            "rows_rejected": self.rows_rejected,
+        }
+
+
+def _records_url(staging: str, index: int) -> str:
+    """A task's rejected rows, numbered in the task, until the driver numbers them in order."""
+    return storage.join(staging, f".rejected-{index:05d}.jsonl")
 
 
 def _score_batch(batch: Batch, item: str | Unit, plan: Plan, sums: _Sums) -> pa.Table | None:
@@ -412,16 +425,32 @@ def metrics(results: list[dict[str, Any]]) -> dict[str, float | int]:
     }
 
 
-def _numbered_records(results: list[dict[str, Any]], row_field: str) -> list[dict[str, Any]]:
-    """The rejected rows, numbered in their file: a task's rows follow the earlier tasks' rows
-    (raw units) of the same file, as preprocess numbers them."""
+def _write_rejected(staging: str, results: list[dict[str, Any]], row_field: str) -> list[dict]:
+    """Join the tasks' rejected rows into ``rejected/rejected.jsonl``, numbered in their file
+    (a task's rows follow the earlier tasks' rows of the same file, as preprocess numbers
+    them), one task's file at a time; return the first ``MAX_EXAMPLES``, numbered alike."""
     before: dict[str, int] = {}
-    out = []
-    for result in results:
-        base = before.get(result["file"], 0)
-        out += [{**r, row_field: r[row_field] + base} for r in result["records"]]
-        before[result["file"]] = base + result["lines"]
-    return out
+    examples: list[dict[str, Any]] = []
+    fs, path = storage.filesystem(storage.join(staging, REJECTED))
+    fs.makedirs(posixpath.dirname(path), exist_ok=True)
+    with fs.open(path, "w") as out:
+        for result in results:
+            base = before.get(result["file"], 0)
+            before[result["file"]] = base + result["lines"]
+            if not result["records"]:
+                continue
+            room = MAX_EXAMPLES - len(examples)
+            examples += [_shifted(r, row_field, base) for r in result["examples"][:room]]
+            task_fs, task_path = storage.filesystem(_records_url(staging, result["index"]))
+            with task_fs.open(task_path, "r") as lines:
+                for line in lines:
+                    out.write(json.dumps(_shifted(json.loads(line), row_field, base)) + "\n")
+            task_fs.rm(task_path)
+    return examples
+
+
+def _shifted(record: dict[str, Any], row_field: str, base: int) -> dict[str, Any]:
+    return {**record, row_field: record[row_field] + base}
 
 
 def build_manifest(
@@ -430,7 +459,7 @@ def build_manifest(
     loaded: bundle.Bundle,
     plan: Plan,
     results: list[dict[str, Any]],
-    records: list[dict[str, Any]],
+    examples: list[dict[str, Any]] | None,
 ) -> dict[str, Any]:
     """The scored dataset's manifest (docs/contracts.md)."""
     prepared = isinstance(source, ScoreInput)
@@ -449,10 +478,8 @@ def build_manifest(
         "rows_malformed": sum(r["rows_malformed"] for r in results),
         "rows_missing": sum(r["rows_missing"] for r in results),
         "on_missing": plan.on_missing,
-        "rejected": REJECTED if records else None,
-        "rejected_examples": [
-            {k: v for k, v in r.items() if k != "raw"} for r in records[:MAX_EXAMPLES]
-        ],
+        "rejected": REJECTED if examples is not None else None,
+        "rejected_examples": [{k: v for k, v in r.items() if k != "raw"} for r in examples or []],
         "key": plan.key,
         "target": plan.target,
         "columns": [*plan.key, PREDICTION, *([plan.target, RESIDUAL] if plan.target else [])],
