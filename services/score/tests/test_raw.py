@@ -4,6 +4,7 @@ a missing feature reported, keys kept, predictions the model's own."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 from pathlib import Path
@@ -130,6 +131,19 @@ def test_raw_parquet_rejects_rows_as_preprocess_does(pipeline, score, helpers, t
     np.testing.assert_array_equal(scored["id"], kept["id"])
     expected = load_bundle(str(model)).model.predict(kept[FEATURES].to_numpy())
     np.testing.assert_allclose(scored["prediction"], expected, rtol=1e-12, atol=1e-9)
+
+
+def test_raw_gzip_csv_is_read_as_a_stream_as_preprocess_reads_it(
+    pipeline, score, helpers, tmp_path
+):
+    data = _with_bad_lines(pipeline, tmp_path)
+    packed = data.with_suffix(".csv.gz")
+    packed.write_bytes(gzip.compress(data.read_bytes()))
+    data.unlink()
+    manifest, scored, _, theirs = _score_and_preprocess(pipeline, packed, score, helpers, tmp_path)
+    assert manifest["rows_read"] == 40_000 and len(manifest["parts"]) == 1  # one unit a file
+    assert [r["line"] for r in theirs] == [i + 2 for i in BAD_LINES]
+    assert len(scored) == manifest["rows_scored"] > 0
 
 
 def _one_hole(pipeline, tmp_path: Path, row_id: int, column: str) -> Path:
