@@ -83,9 +83,14 @@ def small_units(monkeypatch):
     monkeypatch.setattr("regpipe_score.inputs.RAW_BLOCK_BYTES", BLOCK)
 
 
+@pytest.mark.parametrize("units", ["256KiB", "one"])
 def test_raw_csv_rejects_and_counts_rows_as_preprocess_does(
-    pipeline, score, helpers, tmp_path, small_units
+    pipeline, score, helpers, tmp_path, monkeypatch, units
 ):
+    """In 256 KiB units, and in one unit of 40,000 rows of which a third miss a feature: the
+    malformed rows are listed however many rows miss a feature (1000 of each kind per task)."""
+    if units != "one":
+        monkeypatch.setattr("regpipe_score.inputs.RAW_BLOCK_BYTES", BLOCK)
     data, model = _with_bad_lines(pipeline, tmp_path), pipeline.models / "m"
     manifest, scored, ours, theirs = _score_and_preprocess(pipeline, data, score, helpers, tmp_path)
     assert manifest["rows_read"] == 40_000 and manifest["rows_malformed"] == len(BAD_LINES)
@@ -100,7 +105,8 @@ def test_raw_csv_rejects_and_counts_rows_as_preprocess_does(
     assert manifest["rows_rejected"] == manifest["rows_missing"] + manifest["rows_malformed"]
     assert manifest["rows_scored"] == manifest["rows_read"] - manifest["rows_rejected"]
     missing_lines = sorted(r["line"] for r in ours if r["reason"] == "missing")
-    assert missing_lines == list(frame.loc[missing, "id"] + 2)
+    expected = list(frame.loc[missing, "id"] + 2)
+    assert missing_lines == (expected if units != "one" else expected[:1000])
     assert manifest["rejected_examples"][0] == {k: v for k, v in ours[0].items() if k != "raw"}
 
     # The spec's row key (id, int64), the model's predictions, the target and residual.

@@ -40,7 +40,9 @@ FORMAT = "regpipe-scores/1"
 PREDICTION = "prediction"
 RESIDUAL = "residual"
 MAX_EXAMPLES = 20  # rejected rows listed in the manifest
-MAX_RECORDS_KEPT = 1000  # rejected rows listed in rejected/rejected.jsonl, per task (as preprocess)
+# Rejected rows listed in rejected/rejected.jsonl, per task and kind (malformed, missing): the
+# malformed ones as preprocess lists them, however many rows miss a feature.
+MAX_RECORDS_KEPT = 1000
 
 
 @dataclass(frozen=True)
@@ -243,7 +245,7 @@ def _score_part(index: int, item: str | Unit, staging: str, plan: Plan) -> dict[
             sums.rows_read += batch.rows_read
             sums.lines += batch.lines
             sums.rows_malformed += len(batch.malformed)
-            sums.keep(batch.malformed)
+            sums.keep(sums.malformed, batch.malformed)
             out.write(_score_batch(batch, item, plan, sums))
     finally:
         out.close()
@@ -294,26 +296,30 @@ class _Sums:
         self.rows_read = self.rows_scored = self.rows_malformed = self.rows_missing = 0
         self.rows_target = self.lines = 0
         self.sse = self.sae = self.sum_y = self.sum_y2 = 0.0
-        self.records: list[dict[str, Any]] = []  # the first rejected rows, numbered in the task
+        # The first rejected rows of each kind, numbered in the task.
+        self.malformed: list[dict[str, Any]] = []
+        self.missing: list[dict[str, Any]] = []
 
     @property
     def rows_rejected(self) -> int:
         return self.rows_malformed + self.rows_missing
 
-    def keep(self, records: list[dict[str, Any]]) -> None:
-        self.records += records[: MAX_RECORDS_KEPT - len(self.records)]
+    @staticmethod
+    def keep(kept: list[dict[str, Any]], records: list[dict[str, Any]]) -> None:
+        kept += records[: MAX_RECORDS_KEPT - len(kept)]
 
     def as_dict(self, staging: str, index: int, row_field: str) -> dict[str, Any]:
         """What goes back to the driver: the counts, the sums and the first rejected rows; all
         the kept ones are staged in a file (memory stays flat however many tasks there are)."""
-        self.records.sort(key=lambda r: r[row_field])
-        if self.records:
-            text = "".join(json.dumps(r) + "\n" for r in self.records)
+        records = sorted(self.malformed + self.missing, key=lambda r: r[row_field])
+        if records:
+            text = "".join(json.dumps(r) + "\n" for r in records)
             storage.write_text_atomic(_records_url(staging, index), text)
+        counts = {k: v for k, v in vars(self).items() if k not in ("malformed", "missing")}
         return {
-            **vars(self),
-            "records": len(self.records),
-            "examples": self.records[:MAX_EXAMPLES],
+            **counts,
+            "records": len(records),
+            "examples": records[:MAX_EXAMPLES],
             "rows_rejected": self.rows_rejected,
         }
 
@@ -380,7 +386,7 @@ def _reject_missing(
     valid: np.ndarray, ok: np.ndarray, rows: np.ndarray, item: str | Unit, plan: Plan, sums: _Sums
 ) -> None:
     bad_rows = np.flatnonzero(~ok)
-    room = MAX_RECORDS_KEPT - len(sums.records)
+    room = MAX_RECORDS_KEPT - len(sums.missing)
     first = [(int(rows[r]), int(np.flatnonzero(~valid[r])[0])) for r in bad_rows[: max(room, 1)]]
     if plan.on_missing == "fail":
         row, col = first[0]
@@ -390,7 +396,9 @@ def _reject_missing(
             "finite (--on-missing fail)"
         )
     sums.rows_missing += len(bad_rows)
-    sums.keep([_missing_record(sums.file, plan, row, col) for row, col in first[:room]])
+    sums.keep(
+        sums.missing, [_missing_record(sums.file, plan, row, col) for row, col in first[:room]]
+    )
 
 
 def _missing_record(file: str, plan: Plan, row: int, col: int) -> dict[str, Any]:
