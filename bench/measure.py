@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,3 +77,12 @@ def _fmt(value: object) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+def sizes_main(run: Callable[[list[int], Path], str]) -> None:
+    """``python -m bench.X [ROWS ...]``: print ``run``'s table for those dataset sizes (default
+    1,000,000), the data kept in ``bench/out``."""
+    sizes = [int(x) for x in sys.argv[1:]] or [1_000_000]
+    work = Path("bench/out")
+    work.mkdir(parents=True, exist_ok=True)
+    print(run(sizes, work))

@@ -1,8 +1,9 @@
-"""Score benchmark: regpipe-score on the prepared synthetic dataset's train split (the larger
-one) at each size: rows/s of the scoring pass (from the job's own "scored" log line: the Dask
-tasks, from submit to gather, cluster start excluded), rows per CPU-second of that pass (what a
-shared, loaded machine distorts least) and rows/s of
-the whole process (imports and cluster start included), peak RSS of the process tree.
+"""Score benchmark, at each size: regpipe-score on the prepared synthetic dataset's train split
+(the larger one), and on the raw synthetic CSV with its spec beside regpipe-preprocess on the
+same file. Rows/s of the scoring pass (from the job's own "scored" log line: the Dask tasks,
+from submit to gather, cluster start excluded), rows per CPU-second of that pass (what a shared,
+loaded machine distorts least), rows/s of the whole process (imports and cluster start
+included), peak RSS of the process tree.
 
     python -m bench.score_bench [ROWS ...]
 """
@@ -11,11 +12,25 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
-from bench.measure import BIN, run_measured, table
+from bench.measure import BIN, Measured, run_measured, sizes_main, table
+from bench.preprocess_bench import dataset, preprocess_cmd
 from bench.train_bench import prepared
+
+JSON_LOGS = {"LOG_FORMAT": "json", "LOG_LEVEL": "INFO"}
+HEADERS = [
+    "dataset rows",
+    "input",
+    "rows read",
+    "tasks",
+    "rows/s (scoring pass)",
+    "rows per CPU-s (pass)",
+    "rows/s (whole process)",
+    "peak RSS MB",
+    "wall s",
+    "R²",
+]
 
 
 def model(workdir: Path, data: Path, rows: int) -> Path:
@@ -38,50 +53,59 @@ def scored(log: str) -> dict:
     raise RuntimeError(f"no 'scored' line in:\n{log[-2000:]}")
 
 
+def score(flags: list[str], out: Path) -> tuple[Measured, dict, dict]:
+    """Run regpipe-score into ``out`` (removed after); its measure, log line and manifest."""
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [str(BIN / "regpipe-score"), *flags, "--output", str(out)]
+    measured = run_measured(cmd, env=JSON_LOGS)
+    manifest = json.loads((out / "manifest.json").read_text())
+    shutil.rmtree(out, ignore_errors=True)
+    return measured, scored(measured.stdout), manifest
+
+
+def row(rows: int, what: str, measured: Measured, done: dict, manifest: dict) -> list[object]:
+    return [
+        f"{rows:,}",
+        what,
+        f"{manifest['rows_read']:,}",
+        len(manifest["parts"]),
+        done["rows_per_s"],
+        done["rows_read"] / done["cpu_seconds"],
+        manifest["rows_read"] / measured.seconds,
+        measured.peak_rss_mb,
+        measured.seconds,
+        f"{manifest['metrics']['r2']:.6f}",
+    ]
+
+
 def run(rows_list: list[int], workdir: Path) -> str:
-    """Score the train split at each size; return the Markdown table."""
+    """Score the train split and the raw CSV at each size; return the Markdown table."""
     lines = []
     for rows in rows_list:
         data = prepared(workdir, rows)
+        bundle = ["--model", str(model(workdir, data, rows))]
         out = workdir / f"scored-{rows}"
-        shutil.rmtree(out, ignore_errors=True)
-        cmd = [str(BIN / "regpipe-score"), "--input", str(data / "train")]
-        cmd += ["--model", str(model(workdir, data, rows)), "--output", str(out)]
-        measured = run_measured(cmd, env={"LOG_FORMAT": "json", "LOG_LEVEL": "INFO"})
-        done = scored(measured.stdout)
-        manifest = json.loads((out / "manifest.json").read_text())
-        shutil.rmtree(out, ignore_errors=True)
         lines.append(
-            [
-                f"{rows:,}",
-                f"{manifest['rows_read']:,}",
-                len(manifest["parts"]),
-                done["rows_per_s"],
-                done["rows_read"] / done["cpu_seconds"],
-                manifest["rows_read"] / measured.seconds,
-                measured.peak_rss_mb,
-                measured.seconds,
-                f"{manifest['metrics']['r2']:.6f}",
-            ]
+            row(rows, "prepared train split", *score(["--input", f"{data}/train", *bundle], out))
         )
-    return "Score (regpipe-score on the prepared train split; default local cluster)\n" + table(
-        [
-            "dataset rows",
-            "rows scored",
-            "parts",
-            "rows/s (scoring pass)",
-            "rows per CPU-s (pass)",
-            "rows/s (whole process)",
-            "peak RSS MB",
-            "wall s",
-            "R²",
-        ],
-        lines,
+        csv, spec = dataset(workdir, rows)
+        raw = score(["--input", str(csv), "--spec", str(spec), *bundle], out)
+        lines.append(row(rows, "raw CSV (--spec)", *raw))
+        redo = workdir / f"prepared-again-{rows}"
+        shutil.rmtree(redo, ignore_errors=True)
+        pre = run_measured(preprocess_cmd(csv, spec, redo))
+        shutil.rmtree(redo, ignore_errors=True)
+        pre_rate = raw[2]["rows_read"] / pre.seconds
+        ratio = raw[2]["rows_read"] / raw[0].seconds / pre_rate
+        lines.append(
+            [f"{rows:,}", "regpipe-preprocess, same CSV", f"{raw[2]['rows_read']:,}", "", "", "",
+             pre_rate, pre.peak_rss_mb, pre.seconds, f"raw score / preprocess: {ratio:.2f}x"]
+        )  # fmt: skip
+    title = (
+        "Score (regpipe-score; default local cluster; raw CSV against preprocess, whole process)"
     )
+    return title + "\n" + table(HEADERS, lines)
 
 
 if __name__ == "__main__":
-    sizes = [int(x) for x in sys.argv[1:]] or [1_000_000]
-    work = Path("bench/out")
-    work.mkdir(parents=True, exist_ok=True)
-    print(run(sizes, work))
+    sizes_main(run)

@@ -780,6 +780,7 @@ def test_train_job_is_not_retried_when_the_gate_refuses_the_model() -> None:
 
 def test_score_settings_reach_the_environment() -> None:
     values = {"model": "/data/models/m@v1", "key": ["id", "day"], "onMissing": "fail"}
+    values["spec"] = "/data/raw/flights/flights.spec.yaml"
     [job] = by_kind(render("score", values), "Job")
     env = container_env(job["spec"]["template"]["spec"]["containers"][0])
     assert env["SCORE_INPUT"] == "/data/prepared/flights/test"
@@ -787,8 +788,9 @@ def test_score_settings_reach_the_environment() -> None:
     assert env["SCORE_OUTPUT"] == "/data/scored/flights"
     assert env["SCORE_KEY"] == "id,day"
     assert env["SCORE_ON_MISSING"] == "fail"
+    assert env["SCORE_SPEC"] == "/data/raw/flights/flights.spec.yaml"
     [job] = by_kind(render("score"), "Job")
-    assert "SCORE_KEY" not in {
+    assert not {"SCORE_KEY", "SCORE_SPEC"} & {
         e["name"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
     }
 

@@ -21,6 +21,10 @@
   value: {{ required "model is required: <models>/<name> or <models>/<name>@<version>" .Values.model | quote }}
 - name: SCORE_OUTPUT
   value: {{ required "output is required: the URL of the scored dataset" .Values.output | quote }}
+{{- with .Values.spec }}
+- name: SCORE_SPEC
+  value: {{ . | quote }}
+{{- end }}
 {{- with .Values.key }}
 - name: SCORE_KEY
   value: {{ join "," . | quote }}

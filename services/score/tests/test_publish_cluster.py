@@ -79,12 +79,17 @@ def test_a_killed_job_publishes_nothing_and_keeps_the_previous_output(pipeline, 
 
 
 @pytest.mark.cluster
+@pytest.mark.parametrize("raw", [False, True], ids=["prepared", "raw-csv"])
 def test_a_real_cluster_gives_the_local_output(
-    pipeline, score, monkeypatch, tmp_path, dask_scheduler_address
+    pipeline, score, monkeypatch, tmp_path, dask_scheduler_address, raw
 ):
     from distributed import Client
 
     args = ["--input", pipeline.prepared / "test", "--model", pipeline.models / "m"]
+    if raw:  # the raw CSV the pipeline was prepared from, in units of 256 KiB
+        csv = pipeline.prepared.parent / "raw" / "synthetic.csv"
+        args = ["--input", csv, "--spec", csv.with_name("synthetic.spec.yaml"), *args[2:]]
+        monkeypatch.setattr("regpipe_score.inputs.RAW_BLOCK_BYTES", 256 * 1024)
     local, remote = tmp_path / "local", tmp_path / "remote"
     assert score(*args, "--output", local)[0] == 0
     monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", dask_scheduler_address)
@@ -103,28 +108,59 @@ def test_a_real_cluster_gives_the_local_output(
     for m in manifests:
         m.pop("created_at")
     assert manifests[0] == manifests[1]
-    for part in manifests[0]["parts"]:
-        assert pq.read_table(local / part["path"]).equals(pq.read_table(remote / part["path"]))
+    for part in manifests[0]["parts"]:  # pandas' equals: NaN (a missing raw target) == NaN
+        tables = [pq.read_table(d / part["path"]) for d in (local, remote)]
+        assert tables[0].schema == tables[1].schema
+        assert tables[0].to_pandas().equals(tables[1].to_pandas())
+    rejected = manifests[0]["rejected"]
+    assert (rejected is not None) == raw  # raw rows with a missing feature are listed
+    if raw:
+        assert (local / rejected).read_bytes() == (remote / rejected).read_bytes()
 
 
 @pytest.mark.slow
 def test_peak_memory_stays_flat_as_the_input_grows(pipeline, tmp_path):
     """A real regpipe-score process: ten times the rows, the same peak RSS (one row group per
     task in memory), well under 1 GB."""
-    from bench.measure import run_measured
-
     features = pipeline.metadata(pipeline.versions[-1])["features"]
     peaks = []
     for parts in (6, 60):
         data = _many_parts(tmp_path / f"prepared-{parts}", features, parts=parts, rows=20_000)
-        out = tmp_path / f"scored-{parts}"
-        cmd = [str(BIN / "regpipe-score"), "--input", str(data / "test")]
-        cmd += ["--model", str(pipeline.models / "m"), "--output", str(out)]
-        measured = run_measured(
-            cmd, env={"DASK_N_WORKERS": "2", "DASK_SCHEDULER_ADDRESS": "", "LOG_LEVEL": "WARNING"}
-        )
-        assert json.loads((out / "manifest.json").read_text())["rows_scored"] == parts * 20_000
-        peaks.append(measured.peak_rss_mb)
+        peaks.append(_peak_rss(pipeline, ["--input", str(data / "test")], parts * 20_000))
     small, large = peaks
     assert large < 1024, peaks
     assert large < small + 100, f"peak RSS grew with the input: {peaks} MB"
+
+
+@pytest.mark.slow
+def test_peak_memory_stays_flat_as_raw_csv_grows(pipeline, tmp_path):
+    """Raw CSV with its spec: 16 MiB units, two in memory at a time, five times the rows."""
+    from bench.datagen import generate_csv
+
+    peaks = []
+    for rows in (200_000, 1_000_000):  # 3 and 14 full 16 MiB units, two in memory at a time
+        csv = tmp_path / f"raw-{rows}" / "synthetic.csv"
+        generate_csv(csv, rows)
+        flags = ["--input", str(csv), "--spec", str(csv.with_name("synthetic.spec.yaml"))]
+        peaks.append(_peak_rss(pipeline, flags, None, rows_read=rows))
+    small, large = peaks
+    assert large < 1024, peaks
+    assert large < small + 100, f"peak RSS grew with the input: {peaks} MB"
+
+
+def _peak_rss(pipeline, flags: list[str], scored: int | None, rows_read: int = 0) -> float:
+    """Run regpipe-score with ``flags``; check the rows it scored (or read); its peak RSS."""
+    from bench.measure import run_measured
+
+    out = Path(flags[1]).parent / "scored"
+    cmd = [str(BIN / "regpipe-score"), *flags, "--model", str(pipeline.models / "m")]
+    measured = run_measured(
+        [*cmd, "--output", str(out)],
+        env={"DASK_N_WORKERS": "2", "DASK_SCHEDULER_ADDRESS": "", "LOG_LEVEL": "WARNING"},
+    )
+    manifest = json.loads((out / "manifest.json").read_text())
+    if scored is not None:
+        assert manifest["rows_scored"] == scored
+    else:
+        assert manifest["rows_read"] == rows_read
+    return measured.peak_rss_mb

@@ -14,11 +14,14 @@ from .settings import ENV_VARS, ON_MISSING, ScoreSettings, env_defaults
 
 PROG = "regpipe-score"
 HELP = {
-    "input": "a prepared dataset's split to score: <prepared>/test or <prepared>/train",
+    "input": "a prepared dataset's split to score (<prepared>/test or <prepared>/train), or "
+    "with --spec raw CSV (plain or .gz) or Parquet input: a file, a glob or a folder",
     "model": "model folder <models>/<name> (follows LATEST) or <models>/<name>@<version>",
     "output": "folder or URL for part-*.parquet and manifest.json (written last)",
     "key": "key column(s) copied to the output (default: the spec's row key when the parts "
     "hold it); SCORE_KEY is comma-separated",
+    "spec": "dataset spec (YAML) of raw input, validated and cleaned as regpipe-preprocess "
+    "does (malformed rows go to rejected/rejected.jsonl)",
     "on_missing": "a row with a missing or non-finite feature: skip it (counted in "
     "rows_rejected) or fail the job naming file, row and column",
 }
@@ -30,8 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = env_defaults()
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Score a prepared dataset split with a verified model bundle on Dask and "
-        "publish the predictions atomically. Every flag falls back to the environment variable "
+        description="Score a prepared dataset split (or raw files with --spec) with a verified "
+        "model bundle on Dask and publish the predictions atomically. Every flag falls back to "
+        "the environment variable "
         "shown. Also: DASK_SCHEDULER_ADDRESS, LOG_LEVEL, LOG_FORMAT.",
     )
     add_version_flag(parser, PROG)

@@ -18,6 +18,7 @@ ENV_VARS: dict[str, str] = {
     "output": "SCORE_OUTPUT",
     "key": "SCORE_KEY",
     "on_missing": "SCORE_ON_MISSING",
+    "spec": "SCORE_SPEC",
 }
 ON_MISSING = ("skip", "fail")
 
@@ -31,6 +32,7 @@ class ScoreSettings:
     output: str
     key: tuple[str, ...] = ()
     on_missing: str = "skip"
+    spec: str = ""  # a dataset spec: --input is raw CSV/Parquet files, not a prepared split
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key", tuple(self.key or ()))
@@ -70,4 +72,5 @@ def env_defaults() -> dict[str, Any]:
         "output": env_str(ENV_VARS["output"]),
         "key": parse_key(env_str(ENV_VARS["key"])),
         "on_missing": env_str(ENV_VARS["on_missing"], d["on_missing"].default),
+        "spec": env_str(ENV_VARS["spec"], d["spec"].default),
     }
