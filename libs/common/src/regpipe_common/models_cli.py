@@ -20,6 +20,7 @@ from .bundle import load_bundle, read_metadata
 from .cli import run_command
 from .errors import BundleError, RegpipeError
 from .settings import env_str
+from .version import add_version_flag
 
 PROG = "regpipe-models"
 
@@ -118,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=env_str("TRAIN_MODELS"),
         help="models root (local path or fsspec URL, as regpipe-train --models) [env TRAIN_MODELS]",
     )
+    add_version_flag(parser, PROG)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="versions, created time, test R², which one LATEST names")
     p.add_argument("name")

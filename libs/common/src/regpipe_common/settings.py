@@ -54,3 +54,15 @@ def env_bool(name: str, default: bool) -> bool:
 def dask_scheduler_address() -> str | None:
     """``DASK_SCHEDULER_ADDRESS``: a running scheduler to use instead of a local cluster."""
     return env_str("DASK_SCHEDULER_ADDRESS")
+
+
+_KINDS = {int: "an integer", float: "a number"}
+
+
+def convert(flag: str, env: str, raw: object, kind: type) -> object:
+    """``kind(raw)``, or a RegpipeError naming flag and variable (``--seed / PREPROCESS_SEED``)."""
+    try:
+        return kind(raw)
+    except (TypeError, ValueError):
+        expected = _KINDS.get(kind, kind.__name__)
+        raise RegpipeError(f"{flag} / {env}={raw!r} is not {expected}") from None

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import Any
 
 from regpipe_common.errors import RegpipeError
-from regpipe_common.version import version_text
+from regpipe_common.version import add_version_flag
+
+from . import settings
 
 
-def main() -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """``--help`` (the settings table of :mod:`.settings`) and ``--version``; no other flags."""
+    parser = argparse.ArgumentParser(
+        prog="regpipe-predict",
+        description=__doc__,
+        epilog=settings.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_version_flag(parser, "regpipe-predict")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
     """Run gunicorn in this process with :mod:`.gunicorn_conf`; returns when it stops."""
-    if "--version" in sys.argv[1:]:
-        print(version_text("regpipe-predict"))
-        return 0
+    build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
         # Reads the settings and sets PROMETHEUS_MULTIPROC_DIR before prometheus_client loads.
         from . import gunicorn_conf

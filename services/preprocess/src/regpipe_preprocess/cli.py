@@ -11,6 +11,7 @@ from dask.utils import parse_bytes
 
 from regpipe_common.errors import RegpipeError
 from regpipe_common.log import configure_logging
+from regpipe_common.settings import convert
 from regpipe_common.version import add_version_flag
 
 from .job import run
@@ -52,9 +53,10 @@ def parse_settings(argv: list[str] | None) -> Settings:
     args = vars(parser.parse_args(argv))
     try:
         for name, kind in TYPES.items():
-            args[name] = kind(args[name])
+            flag = "--" + name.replace("_", "-")
+            args[name] = convert(flag, OPTIONS[name][0], args[name], kind)
         args["blocksize"] = int(parse_bytes(str(args["blocksize"])))
-    except ValueError as exc:
+    except (RegpipeError, ValueError) as exc:
         parser.error(str(exc))
     if not 0 < args["test_fraction"] < 1:
         parser.error("--test-fraction must be between 0 and 1")
