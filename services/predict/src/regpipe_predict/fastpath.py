@@ -5,10 +5,11 @@ A one-row prediction is a few microseconds of numpy; through Flask, flask-smores
 prometheus-flask-exporter the same request costs over 100 µs of Python (request context,
 werkzeug proxies, view wrappers, before/after hooks). :class:`PredictFastPath` wraps
 ``app.wsgi_app`` and answers a well-formed request itself, with the views' own code
-(:func:`regpipe_predict.routes.predict_rows` / ``infer_rows``, ``server_timing`` and
-``ModelMetrics.record``), the same response bytes and headers, and the same HTTP metrics
-prometheus-flask-exporter would record (``flask_http_request_duration_seconds{method="POST",
-status="200",url_rule=...}`` and ``flask_http_request_total{method="POST", status="200"}``).
+(:meth:`regpipe_predict.dataplane.DataPlane.predict` / ``infer``, which record the model
+metrics, and :func:`regpipe_predict.http_io.server_timing`), the same response bytes and
+headers, and the same HTTP metrics prometheus-flask-exporter would record
+(``flask_http_request_duration_seconds{method="POST", status="200",url_rule=...}`` and
+``flask_http_request_total{method="POST", status="200"}``).
 
 Everything else goes to Flask untouched: other paths and methods, a content type the view would
 not take as is (``/predict``: exactly ``application/json``; infer: none or
@@ -30,9 +31,10 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 
 from . import oip
+from .dataplane import Answer, DataPlane
 from .errors import ApiError
+from .http_io import REFUSED, server_timing
 from .model_store import LoadedModel
-from .routes import REFUSED, Service, infer_rows, predict_body, predict_rows, server_timing
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 PREDICT_RULE = "/predict"
@@ -55,11 +57,11 @@ class PredictFastPath:
     """WSGI middleware: prediction successes here, every other request to ``wsgi_app``."""
 
     def __init__(
-        self, wsgi_app: WSGIApp, svc: Service, duration: Histogram, total: Counter
+        self, wsgi_app: WSGIApp, dp: DataPlane, duration: Histogram, total: Counter
     ) -> None:
         self.wsgi_app = wsgi_app
-        self.svc = svc
-        self.max_length = svc.settings.max_content_length
+        self.dp = dp
+        self.max_length = dp.settings.max_content_length
         self.duration = duration
         self.total = total
         self.children: dict[str, tuple[Any, Any]] = {}  # label children by URL rule
@@ -68,7 +70,7 @@ class PredictFastPath:
         if environ.get("REQUEST_METHOD") != "POST":
             return self.wsgi_app(environ, start_response)
         path = environ.get("PATH_INFO", "")
-        model = self.svc.store.current
+        model = self.dp.store.current
         if path == PREDICT_RULE:
             if model is None or environ.get("CONTENT_TYPE") != "application/json":
                 return self.wsgi_app(environ, start_response)
@@ -92,7 +94,7 @@ class PredictFastPath:
         environ: dict[str, Any],
         start_response: Callable[..., Any],
         rule: str,
-        handler: Callable[..., tuple[bytes, list[tuple[str, str]], float]],
+        handler: Callable[[dict[str, Any], LoadedModel, bytes], Answer],
         model: LoadedModel,
     ) -> Any:
         """Read the body, run ``handler``; on any refusal hand the same bytes on to Flask."""
@@ -107,35 +109,27 @@ class PredictFastPath:
         try:
             if len(body) != length:
                 raise EOFError("short body")
-            payload, headers, seconds = handler(environ, model, body)
+            answer = handler(environ, model, body)
         except Exception as exc:  # refused (or unexpected): Flask answers and counts it
             if isinstance(exc, ApiError):
                 environ[REFUSED] = exc  # the view raises it rather than work it out again
             environ["wsgi.input"] = io.BytesIO(body)
             return self.wsgi_app(environ, start_response)
         headers = [
-            *headers,
-            ("Content-Length", str(len(payload))),
-            ("Server-Timing", server_timing(start, seconds)),
+            *answer.headers,
+            ("Content-Length", str(len(answer.body))),
+            ("Server-Timing", server_timing(start, answer.model_seconds)),
         ]
         start_response("200 OK", headers)
         self.record_http(rule, time.perf_counter() - start)
-        return [payload]
+        return [answer.body]
 
-    def predict(
-        self, environ: dict[str, Any], model: LoadedModel, body: bytes
-    ) -> tuple[bytes, list[tuple[str, str]], float]:
-        X, y, seconds = predict_rows(self.svc, model, body)
-        self.svc.metrics.record("rest", model, X, y, seconds)
-        return predict_body(model, y), oip.JSON_TYPE, seconds
+    def predict(self, environ: dict[str, Any], model: LoadedModel, body: bytes) -> Answer:
+        return self.dp.predict(model, body)
 
-    def infer(
-        self, environ: dict[str, Any], model: LoadedModel, body: bytes
-    ) -> tuple[bytes, list[tuple[str, str]], float]:
+    def infer(self, environ: dict[str, Any], model: LoadedModel, body: bytes) -> Answer:
         json_length = oip.header_length(environ.get(oip.HEADER_LENGTH_ENVIRON))
-        X, y, seconds, payload, headers = infer_rows(self.svc, model, body, json_length)
-        self.svc.metrics.record("v2", model, X, y, seconds)
-        return payload, headers, seconds
+        return self.dp.infer(model, body, json_length)
 
     def record_http(self, rule: str, seconds: float) -> None:
         """What prometheus-flask-exporter's ``after_request`` records for this 200."""

@@ -26,11 +26,12 @@ metrics are:
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,7 @@ from prometheus_client import (
 )
 from prometheus_flask_exporter import PrometheusMetrics
 
+from .errors import ApiError
 from .model_store import LoadedModel
 
 PREDICTIONS = Counter("regpipe_predictions_total", "Successful prediction requests.", ["protocol"])
@@ -261,3 +263,17 @@ class ModelMetrics:
     @staticmethod
     def error(reason: str) -> None:
         ERRORS.labels(reason=reason).inc()
+
+
+def counts_refusals(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Count every refused prediction request in ``regpipe_prediction_errors_total``."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except ApiError as exc:
+            ModelMetrics.error(exc.reason)
+            raise
+
+    return wrapper
