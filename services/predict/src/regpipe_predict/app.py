@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import swagger_ui_bundle
 from flask import Flask, Response, send_from_directory
 
 from regpipe_common.log import configure_logging
 
 from . import __version__, metrics, report_route, routes, schemas
+from .adapters.flask import SyncFlask
 from .dataplane import DataPlane
 from .fastpath import PredictFastPath
 from .http_io import register_error_handlers
@@ -20,17 +19,6 @@ from .settings import Settings, from_env
 SWAGGER_ASSETS = "/docs/assets/"
 
 
-class App(Flask):
-    """Flask without the per-call coroutine check: every view and hook here is synchronous.
-
-    Flask (and each flask-smorest decorator) routes every view call through ``ensure_sync``,
-    which asks ``inspect.iscoroutinefunction`` each time; with no async views that is pure cost.
-    """
-
-    def ensure_sync(self, func: Any) -> Any:
-        return func
-
-
 def _swagger_asset(filename: str) -> Response:
     return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=3600)
 
@@ -39,7 +27,7 @@ def create_app(settings: Settings | None = None, start_store: bool = True) -> Fl
     """Build the app for one worker; the model loads now (if it is there) and is then polled."""
     configure_logging()
     settings = settings or from_env()
-    app = App("regpipe_predict")
+    app = SyncFlask("regpipe_predict")
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_content_length,
         API_TITLE="regpipe predict",

@@ -49,6 +49,8 @@ from prometheus_client import (
 )
 from prometheus_flask_exporter import PrometheusMetrics
 
+from .adapters import prometheus
+from .adapters.prometheus import observe_many
 from .errors import ApiError
 from .model_store import LoadedModel
 
@@ -106,14 +108,10 @@ def init_app(app: Flask) -> PrometheusMetrics:
 
 
 def http_request_metrics(exporter: PrometheusMetrics) -> tuple[Histogram, Counter]:
-    """prometheus-flask-exporter's request histogram and counter, for the ``/predict`` fast path.
-
-    The exporter keeps no public handle on them; its registry does (by metric name).
-    """
-    collectors = exporter.registry._names_to_collectors
+    """prometheus-flask-exporter's request histogram and counter, for the WSGI fast path."""
     return (
-        collectors["flask_http_request_duration_seconds"],
-        collectors["flask_http_request_total"],
+        prometheus.collector(exporter.registry, "flask_http_request_duration_seconds"),
+        prometheus.collector(exporter.registry, "flask_http_request_total"),
     )
 
 
@@ -161,23 +159,6 @@ def _value_histogram(model: LoadedModel) -> Histogram:
                 buckets=value_buckets(model.metadata.get("target_stats")),
             )
         return _value_hist
-
-
-def observe_many(hist: Histogram, values: np.ndarray) -> None:
-    """``hist.observe(v)`` for every value, in one pass (a Python loop per row is too slow).
-
-    prometheus_client keeps per-bucket (non-cumulative) counts in ``_buckets`` and the total in
-    ``_sum``; this adds to them exactly what ``observe`` would.
-    """
-    if len(values) <= 4:
-        for value in values.tolist():
-            hist.observe(value)
-        return
-    bounds = hist._upper_bounds
-    counts = np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(bounds))
-    for i in np.flatnonzero(counts).tolist():
-        hist._buckets[i].inc(int(counts[i]))
-    hist._sum.inc(float(values.sum()))
 
 
 class Drift:

@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from flask import Response
+from flask import Flask, Response
 from flask_smorest import Api
 
 from . import oip, schemas
+from .adapters.flask import serve_openapi_json
 from .errors import MAX_ABS, description
 from .http_io import dataplane
 from .model_store import LoadedModel
@@ -57,7 +58,11 @@ class ModelApi(Api):
     ERROR_SCHEMA = schemas.ErrorResponse  # the "ErrorResponse" component (ERROR_REF)
     DEFAULT_ERROR_RESPONSE_NAME = None
 
-    def _openapi_json(self) -> Response:
+    def __init__(self, app: Flask) -> None:
+        super().__init__(app)
+        serve_openapi_json(app, self.openapi_json)
+
+    def openapi_json(self) -> Response:
         doc = self.spec.to_dict()
         dp = dataplane()
         model = dp.store.current
