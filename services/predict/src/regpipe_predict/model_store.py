@@ -135,7 +135,6 @@ class ModelStore:
         self._current_url: str | None = None
         self._refused: set[str] = set()
         self._lock = threading.Lock()  # one load at a time; readers never take it
-        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     @property
@@ -199,11 +198,9 @@ class ModelStore:
             self._thread = threading.Thread(target=self._poll, name="model-poller", daemon=True)
             self._thread.start()
 
-    def stop(self) -> None:
-        self._stop.set()
-
     def _poll(self) -> None:
-        while not self._stop.wait(self.poll_interval):
+        pause = threading.Event()  # never set; unlike time.sleep, gevent's patching leaves it
+        while not pause.wait(self.poll_interval):
             try:
                 self.refresh()
             except Exception:  # the poller must outlive any surprise
