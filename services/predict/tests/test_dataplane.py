@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import io
 import json
 from pathlib import Path
 from types import MappingProxyType
@@ -14,7 +15,7 @@ from predict_helpers import FEATURES, NAME, synthetic
 
 import regpipe_predict
 from regpipe_common.bundle import load_bundle
-from regpipe_predict import errors, schemas
+from regpipe_predict import errors, fastpath, schemas
 from regpipe_predict.app import create_app
 from regpipe_predict.dataplane import DataPlane
 from regpipe_predict.errors import ApiError
@@ -117,3 +118,21 @@ def test_views_and_fast_path_meet_only_in_the_data_plane() -> None:
     assert "dataplane" in imported_modules(SRC / "fastpath.py")
     assert "dataplane" in imported_modules(SRC / "routes.py") | imported_modules(SRC / "http_io.py")
     assert not {"flask", "werkzeug", "http_io", "routes"} & imported_modules(SRC / "dataplane.py")
+
+
+class Trickle(io.BytesIO):
+    """A request body that, like a socket, gives at most 100,000 bytes per read."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        return super().read(min(100_000, size if size is not None and size >= 0 else 100_000))
+
+
+@pytest.mark.parametrize("header", [166, 167, 168, 173])
+def test_large_binary_body_is_read_whole_with_its_tensors_aligned(header: int) -> None:
+    data = bytes(range(256)) * (3 * 2**20 // 256)
+    environ = {"wsgi.input": Trickle(data), "HTTP_INFERENCE_HEADER_CONTENT_LENGTH": str(header)}
+    body = fastpath.read_body(environ, len(data))
+    assert bytes(body) == data
+    assert np.frombuffer(body, "<f8", offset=header, count=10).flags.aligned
+    short = {**environ, "wsgi.input": Trickle(data[:-5])}
+    assert bytes(fastpath.read_body(short, len(data))) == data[:-5]

@@ -86,7 +86,7 @@ class DataPlane:
 
     # --- predictions -----------------------------------------------------------------------
 
-    def predict(self, model: LoadedModel, body: bytes) -> Answer:
+    def predict(self, model: LoadedModel, body: bytes | memoryview) -> Answer:
         """``POST /predict``: records (``instances``) or rows (``inputs``) in, predictions out."""
         doc = parse_json(body)
         X = predict_matrix(body, doc, model, self.settings.max_rows)
@@ -95,7 +95,9 @@ class DataPlane:
         payload = orjson.dumps({"predictions": y, "model": model_ref(model)}, option=JSON_OPTS)
         return Answer(payload, oip.JSON_TYPE, seconds)
 
-    def infer(self, model: LoadedModel, body: bytes, json_length: int | None) -> Answer:
+    def infer(
+        self, model: LoadedModel, body: bytes | memoryview, json_length: int | None
+    ) -> Answer:
         """An OIP infer request: JSON, or a JSON header of ``json_length`` bytes then tensors."""
         req = oip.parse_infer(body, json_length, model, self.settings.max_rows)
         y, seconds = compute(model, req.X, "inputs[0].data")

@@ -76,7 +76,7 @@ def header_length(value: str | None) -> int | None:
 
 
 def parse_infer(
-    body: bytes, json_length: int | None, model: LoadedModel, max_rows: int
+    body: bytes | memoryview, json_length: int | None, model: LoadedModel, max_rows: int
 ) -> ParsedInfer:
     """The request in ``body`` (JSON, or JSON then tensor bytes), or an ApiError naming a field."""
     if json_length is None:
