@@ -12,7 +12,6 @@ import orjson
 import pytest
 from flask.testing import FlaskClient
 from predict_helpers import FEATURES, NAME, synthetic
-from prometheus_client import Histogram
 from sklearn.linear_model import LinearRegression
 from werkzeug.test import EnvironBuilder
 
@@ -20,7 +19,6 @@ from regpipe_common.bundle import Bundle, load_bundle
 from regpipe_predict.app import create_app
 from regpipe_predict.fastpath import PredictFastPath
 from regpipe_predict.inputs import predict_matrix
-from regpipe_predict.metrics import observe_many, value_buckets
 from regpipe_predict.model_store import prepare
 from regpipe_predict.settings import Settings
 
@@ -357,23 +355,6 @@ def test_oip_non_finite_and_too_many_rows(client: FlaskClient) -> None:
 
 
 # --- metrics helpers -----------------------------------------------------------------------------
-
-
-def test_observe_many_matches_observe() -> None:
-    values = np.array([-5.0, -1.0, 0.0, 0.0, 0.5, 1.0, 2.5, 100.0])
-    buckets = value_buckets({"mean": 0.0, "var": 1.0})
-    one, many = (
-        Histogram("a_one", "x", buckets=buckets, registry=None),
-        Histogram("a_many", "x", buckets=buckets, registry=None),
-    )
-    for v in values:
-        one.observe(v)
-    observe_many(many, values)
-
-    def samples(h: Histogram) -> list[tuple[dict[str, str], float]]:
-        return [(s.labels, s.value) for s in h.collect()[0].samples if "_created" not in s.name]
-
-    assert samples(one) == samples(many)
 
 
 def test_metrics_endpoint_has_the_model_metrics(client: FlaskClient) -> None:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import shutil
+import tracemalloc
+import warnings
 from pathlib import Path
 
+import numpy as np
+import pytest
 from predict_helpers import (
     FEATURES,
     NAME,
@@ -85,3 +89,36 @@ def test_a_latest_naming_a_version_that_appears_later_is_picked_up(tmp_path: Pat
     assert not store.refresh() and store.current.version == good
     shutil.copytree(tmp_path / "elsewhere" / NAME / ahead, models / NAME / ahead)
     assert store.refresh() and store.current.version == ahead
+
+
+@pytest.mark.parametrize("aligned", [True, False])
+def test_linear_predict_equals_the_pipeline_without_a_fresh_copy(
+    tmp_path: Path, aligned: bool
+) -> None:
+    """The served linear form gives model.predict's very numbers, for any row count, and a
+    repeated 100,000-row batch allocates no new scaled copy of the matrix (only the output)."""
+    from regpipe_common.bundle import load_bundle
+    from regpipe_predict.model_store import prepare
+
+    publish(tmp_path)
+    bundle = load_bundle(str(tmp_path / NAME))
+    served = prepare(bundle)
+    assert served.linear is not None
+    X = np.random.default_rng(3).normal(0, 100, (100_000, len(bundle.features)))
+    if not aligned:  # a binary tensor after a JSON header of odd length, read in place
+        raw = b"\0" * 3 + X.tobytes()
+        X = np.frombuffer(raw, "<f8", offset=3).reshape(X.shape)
+    sizes = [1, 2, 3, 4097, 31_250, 65_821, 100_000]
+    sizes += np.random.default_rng(4).integers(1, 100_000, 10).tolist()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for n in sizes:
+            assert np.array_equal(served.predict(X[:n]), bundle.model.predict(X[:n])), n
+    served.predict(X)
+    tracemalloc.start()
+    try:
+        served.predict(X)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 100_000 * 8 + 2**16, peak  # the predictions and a few small arrays

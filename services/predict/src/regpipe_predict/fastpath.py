@@ -5,10 +5,11 @@ A one-row prediction is a few microseconds of numpy; through Flask, flask-smores
 prometheus-flask-exporter the same request costs over 100 µs of Python (request context,
 werkzeug proxies, view wrappers, before/after hooks). :class:`PredictFastPath` wraps
 ``app.wsgi_app`` and answers a well-formed request itself, with the views' own code
-(:func:`regpipe_predict.routes.predict_rows` / ``infer_rows``, ``server_timing`` and
-``ModelMetrics.record``), the same response bytes and headers, and the same HTTP metrics
-prometheus-flask-exporter would record (``flask_http_request_duration_seconds{method="POST",
-status="200",url_rule=...}`` and ``flask_http_request_total{method="POST", status="200"}``).
+(:meth:`regpipe_predict.dataplane.DataPlane.predict` / ``infer``, which record the model
+metrics, and :func:`regpipe_predict.http_io.server_timing`), the same response bytes and
+headers, and the same HTTP metrics prometheus-flask-exporter would record
+(``flask_http_request_duration_seconds{method="POST", status="200",url_rule=...}`` and
+``flask_http_request_total{method="POST", status="200"}``).
 
 Everything else goes to Flask untouched: other paths and methods, a content type the view would
 not take as is (``/predict``: exactly ``application/json``; infer: none or
@@ -27,12 +28,14 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
 from prometheus_client import Counter, Histogram
 
 from . import oip
+from .dataplane import Answer, DataPlane
 from .errors import ApiError
+from .http_io import REFUSED, server_timing
 from .model_store import LoadedModel
-from .routes import REFUSED, Service, infer_rows, predict_body, predict_rows, server_timing
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 PREDICT_RULE = "/predict"
@@ -51,15 +54,40 @@ def infer_target(path: str) -> tuple[str, str, str | None] | None:
     return None
 
 
+READ_PIECE = 1 << 20  # bytes per read of a large body (gunicorn's largest recv)
+ALIGN = 8  # binary tensors are read in place: their first byte on an 8-byte boundary
+
+
+def read_body(environ: dict[str, Any], length: int) -> bytes | memoryview:
+    """The body (short if the client stopped early). A large binary-extension body is read
+    ``READ_PIECE`` at a time into one buffer: gunicorn copies a single large read several
+    times over, and the buffer is placed so that the tensors after the JSON header start
+    8-byte aligned (numpy reads them in place)."""
+    stream = environ["wsgi.input"]
+    header = environ.get(oip.HEADER_LENGTH_ENVIRON, "")
+    if length <= READ_PIECE or not header.isdigit():
+        return stream.read(length)
+    tensors_at = int(header)
+    buffer = bytearray(length + ALIGN)
+    base = np.frombuffer(buffer, np.uint8).ctypes.data
+    pad = -(base + tensors_at) % ALIGN
+    view = memoryview(buffer)[pad : pad + length]
+    done = 0
+    while done < length and (piece := stream.read(min(READ_PIECE, length - done))):
+        view[done : done + len(piece)] = piece
+        done += len(piece)
+    return view[:done]
+
+
 class PredictFastPath:
     """WSGI middleware: prediction successes here, every other request to ``wsgi_app``."""
 
     def __init__(
-        self, wsgi_app: WSGIApp, svc: Service, duration: Histogram, total: Counter
+        self, wsgi_app: WSGIApp, dp: DataPlane, duration: Histogram, total: Counter
     ) -> None:
         self.wsgi_app = wsgi_app
-        self.svc = svc
-        self.max_length = svc.settings.max_content_length
+        self.dp = dp
+        self.max_length = dp.settings.max_content_length
         self.duration = duration
         self.total = total
         self.children: dict[str, tuple[Any, Any]] = {}  # label children by URL rule
@@ -68,7 +96,7 @@ class PredictFastPath:
         if environ.get("REQUEST_METHOD") != "POST":
             return self.wsgi_app(environ, start_response)
         path = environ.get("PATH_INFO", "")
-        model = self.svc.store.current
+        model = self.dp.store.current
         if path == PREDICT_RULE:
             if model is None or environ.get("CONTENT_TYPE") != "application/json":
                 return self.wsgi_app(environ, start_response)
@@ -92,7 +120,7 @@ class PredictFastPath:
         environ: dict[str, Any],
         start_response: Callable[..., Any],
         rule: str,
-        handler: Callable[..., tuple[bytes, list[tuple[str, str]], float]],
+        handler: Callable[[dict[str, Any], LoadedModel, bytes | memoryview], Answer],
         model: LoadedModel,
     ) -> Any:
         """Read the body, run ``handler``; on any refusal hand the same bytes on to Flask."""
@@ -103,39 +131,35 @@ class PredictFastPath:
             length = 0
         if not 0 < length <= self.max_length:
             return self.wsgi_app(environ, start_response)
-        body = environ["wsgi.input"].read(length)
+        body = read_body(environ, length)
         try:
             if len(body) != length:
                 raise EOFError("short body")
-            payload, headers, seconds = handler(environ, model, body)
+            answer = handler(environ, model, body)
         except Exception as exc:  # refused (or unexpected): Flask answers and counts it
             if isinstance(exc, ApiError):
                 environ[REFUSED] = exc  # the view raises it rather than work it out again
             environ["wsgi.input"] = io.BytesIO(body)
             return self.wsgi_app(environ, start_response)
         headers = [
-            *headers,
-            ("Content-Length", str(len(payload))),
-            ("Server-Timing", server_timing(start, seconds)),
+            *answer.headers,
+            ("Content-Length", str(len(answer.body))),
+            ("Server-Timing", server_timing(start, answer.model_seconds)),
         ]
         start_response("200 OK", headers)
         self.record_http(rule, time.perf_counter() - start)
-        return [payload]
+        return [answer.body]
 
     def predict(
-        self, environ: dict[str, Any], model: LoadedModel, body: bytes
-    ) -> tuple[bytes, list[tuple[str, str]], float]:
-        X, y, seconds = predict_rows(self.svc, model, body)
-        self.svc.metrics.record("rest", model, X, y, seconds)
-        return predict_body(model, y), oip.JSON_TYPE, seconds
+        self, environ: dict[str, Any], model: LoadedModel, body: bytes | memoryview
+    ) -> Answer:
+        return self.dp.predict(model, body)
 
     def infer(
-        self, environ: dict[str, Any], model: LoadedModel, body: bytes
-    ) -> tuple[bytes, list[tuple[str, str]], float]:
+        self, environ: dict[str, Any], model: LoadedModel, body: bytes | memoryview
+    ) -> Answer:
         json_length = oip.header_length(environ.get(oip.HEADER_LENGTH_ENVIRON))
-        X, y, seconds, payload, headers = infer_rows(self.svc, model, body, json_length)
-        self.svc.metrics.record("v2", model, X, y, seconds)
-        return payload, headers, seconds
+        return self.dp.infer(model, body, json_length)
 
     def record_http(self, rule: str, seconds: float) -> None:
         """What prometheus-flask-exporter's ``after_request`` records for this 200."""

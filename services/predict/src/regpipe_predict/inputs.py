@@ -46,12 +46,13 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
         return b"".join(parts)
     except (ParseException, OSError) as exc:  # gunicorn: bad chunk size, missing terminator, EOF
         message = f"malformed request body: {exc or type(exc).__name__}"
-        raise ApiError(400, message, "body", "malformed_body") from None
+        raise ApiError("malformed_body", message, "body") from None
 
 
 def _content_length(value: str) -> int:
     if not value.isdigit():
-        raise ApiError(400, f"Content-Length {value!r} is not a number", "Content-Length")
+        message = f"Content-Length {value!r} is not a number"
+        raise ApiError("malformed_body", message, "Content-Length")
     return int(value)
 
 
@@ -62,7 +63,7 @@ def _read_length(stream: Any, length: int, limit: int) -> bytes:
     body = stream.read(length)
     if len(body) != length:
         message = f"the body ended after {len(body)} of {length} bytes (Content-Length)"
-        raise ApiError(400, message, "body", "malformed_body")
+        raise ApiError("malformed_body", message, "body")
     return body
 
 
@@ -81,13 +82,13 @@ def _discard(stream: Any, size: int, limit: int) -> None:
 
 def _too_large(limit: int) -> ApiError:
     message = f"the body is over the {limit}-byte limit (MAX_CONTENT_LENGTH)"
-    return ApiError(413, message, "body", "body_too_large")
+    return ApiError("body_too_large", message, "body")
 
 
 def parse_json(body: bytes | memoryview) -> Any:
     """Parse a JSON body; ``NaN``/``Infinity``/``1e400`` parse so the field can be named later."""
     if not body:
-        raise ApiError(400, "the request body is empty; send a JSON object", "body", "malformed")
+        raise ApiError("malformed", "the request body is empty; send a JSON object", "body")
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -95,7 +96,7 @@ def parse_json(body: bytes | memoryview) -> Any:
     try:
         return json.loads(bytes(body))  # accepts NaN and Infinity, which the checks then refuse
     except (ValueError, RecursionError) as exc:
-        raise ApiError(400, f"malformed JSON: {exc}", "body", "malformed_json") from None
+        raise ApiError("malformed_json", f"malformed JSON: {exc}", "body") from None
 
 
 def has_boolean(body: bytes | memoryview) -> bool:
@@ -120,13 +121,12 @@ def contains_bool(data: Any) -> bool:
 
 def check_rows(n: int, max_rows: int, field: str) -> None:
     if n == 0:
-        raise ApiError(422, f"{field}: {schemas.MSG_EMPTY}", field, "empty")
+        raise ApiError("empty", f"{field}: {schemas.MSG_EMPTY}", field)
     if n > max_rows:
         raise ApiError(
-            413,
+            "too_many_rows",
             f"{field}: {n} rows exceed the limit of {max_rows} rows per request (MAX_ROWS)",
             field,
-            "too_many_rows",
         )
 
 
@@ -134,14 +134,14 @@ def predict_matrix(body: bytes, doc: Any, model: LoadedModel, max_rows: int) -> 
     """The ``(n, n_features)`` matrix of a ``POST /predict`` body, or an ApiError."""
     key, rows = _payload(doc)
     if rows is None:
-        raise _explain(doc, model) or ApiError(422, "the body is not valid", "body")
+        raise _explain(doc, model) or ApiError("invalid", "the body is not valid", "body")
     check_rows(len(rows), max_rows, key)
     X, row = to_matrix(rows, _converter(key, model.features, has_boolean(body)))
     if X is not None:
         return X
     example = tuple(schemas.example_row(model.features, model.metadata.get("feature_stats")))
     error = schemas.explain_row(key, rows[row], row, tuple(model.features), example)
-    raise error or ApiError(422, f"{key}[{row}]: not a valid row", f"{key}[{row}]")
+    raise error or ApiError("invalid", f"{key}[{row}]: not a valid row", f"{key}[{row}]")
 
 
 def _converter(
@@ -246,7 +246,7 @@ def within_limits(X: np.ndarray) -> bool:
 def _explain(doc: Any, model: LoadedModel) -> ApiError | None:
     """The problem with a body that is not one ``instances``/``inputs`` list (marshmallow)."""
     if not isinstance(doc, dict):
-        return ApiError(422, "the body must be a JSON object", "body", "wrong_type")
+        return ApiError("wrong_type", "the body must be a JSON object", "body")
     features = tuple(model.features)
     example = tuple(schemas.example_row(model.features, model.metadata.get("feature_stats")))
     return schemas.explain(doc, features, example)

@@ -26,11 +26,12 @@ metrics are:
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,9 @@ from prometheus_client import (
 )
 from prometheus_flask_exporter import PrometheusMetrics
 
+from .adapters import prometheus
+from .adapters.prometheus import observe_many
+from .errors import ApiError
 from .model_store import LoadedModel
 
 PREDICTIONS = Counter("regpipe_predictions_total", "Successful prediction requests.", ["protocol"])
@@ -104,14 +108,10 @@ def init_app(app: Flask) -> PrometheusMetrics:
 
 
 def http_request_metrics(exporter: PrometheusMetrics) -> tuple[Histogram, Counter]:
-    """prometheus-flask-exporter's request histogram and counter, for the ``/predict`` fast path.
-
-    The exporter keeps no public handle on them; its registry does (by metric name).
-    """
-    collectors = exporter.registry._names_to_collectors
+    """prometheus-flask-exporter's request histogram and counter, for the WSGI fast path."""
     return (
-        collectors["flask_http_request_duration_seconds"],
-        collectors["flask_http_request_total"],
+        prometheus.collector(exporter.registry, "flask_http_request_duration_seconds"),
+        prometheus.collector(exporter.registry, "flask_http_request_total"),
     )
 
 
@@ -159,23 +159,6 @@ def _value_histogram(model: LoadedModel) -> Histogram:
                 buckets=value_buckets(model.metadata.get("target_stats")),
             )
         return _value_hist
-
-
-def observe_many(hist: Histogram, values: np.ndarray) -> None:
-    """``hist.observe(v)`` for every value, in one pass (a Python loop per row is too slow).
-
-    prometheus_client keeps per-bucket (non-cumulative) counts in ``_buckets`` and the total in
-    ``_sum``; this adds to them exactly what ``observe`` would.
-    """
-    if len(values) <= 4:
-        for value in values.tolist():
-            hist.observe(value)
-        return
-    bounds = hist._upper_bounds
-    counts = np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(bounds))
-    for i in np.flatnonzero(counts).tolist():
-        hist._buckets[i].inc(int(counts[i]))
-    hist._sum.inc(float(values.sum()))
 
 
 class Drift:
@@ -261,3 +244,17 @@ class ModelMetrics:
     @staticmethod
     def error(reason: str) -> None:
         ERRORS.labels(reason=reason).inc()
+
+
+def counts_refusals(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Count every refused prediction request in ``regpipe_prediction_errors_total``."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except ApiError as exc:
+            ModelMetrics.error(exc.reason)
+            raise
+
+    return wrapper

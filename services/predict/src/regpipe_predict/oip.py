@@ -62,8 +62,8 @@ class ParsedInfer:
     datatype: str
 
 
-def _err(message: str, field: str, reason: str = "invalid", code: int = 422) -> ApiError:
-    return ApiError(code, f"{field}: {message}", field, reason)
+def _err(message: str, field: str, reason: str = "invalid") -> ApiError:
+    return ApiError(reason, f"{field}: {message}", field)
 
 
 def header_length(value: str | None) -> int | None:
@@ -71,12 +71,12 @@ def header_length(value: str | None) -> int | None:
     if value is None:
         return None
     if not value.isdigit():
-        raise _err("must be a number of bytes", HEADER_LENGTH, "malformed_body", 400)
+        raise _err("must be a number of bytes", HEADER_LENGTH, "malformed_body")
     return int(value)
 
 
 def parse_infer(
-    body: bytes, json_length: int | None, model: LoadedModel, max_rows: int
+    body: bytes | memoryview, json_length: int | None, model: LoadedModel, max_rows: int
 ) -> ParsedInfer:
     """The request in ``body`` (JSON, or JSON then tensor bytes), or an ApiError naming a field."""
     if json_length is None:
@@ -85,10 +85,10 @@ def parse_infer(
         head, buffer = body[:json_length], _Buffer(memoryview(body)[json_length:])
     else:
         message = f"is {json_length}; the body has {len(body)} bytes"
-        raise _err(message, HEADER_LENGTH, "malformed_body", 400)
+        raise _err(message, HEADER_LENGTH, "malformed_body")
     doc = parse_json(head)
     if not isinstance(doc, dict):
-        raise ApiError(422, "the body must be a JSON object", "body", "wrong_type")
+        raise ApiError("wrong_type", "the body must be a JSON object", "body")
     if not REQUEST_KEYS.issuperset(doc):
         raise _err("unknown field", sorted(set(doc) - REQUEST_KEYS)[0], "unknown_field")
     request_id = doc.get("id")
@@ -260,7 +260,7 @@ class _Buffer:
             raise _err(message, field, "row_length")
         if self.offset + size > len(self.view):
             message = f"the body ends {self.offset + size - len(self.view)} bytes short"
-            raise _err(message, field, "malformed_body", 400)
+            raise _err(message, field, "malformed_body")
         values = np.frombuffer(self.view, dtype, count=count, offset=self.offset)
         self.offset += size
         # the JSON header's length decides the alignment; numpy is 2× slower on unaligned data
@@ -270,7 +270,7 @@ class _Buffer:
         extra = len(self.view) - self.offset
         if extra:
             message = f"{extra} bytes follow the tensors that binary_data_size accounts for"
-            raise _err(message, "body", "malformed_body", 400)
+            raise _err(message, "body", "malformed_body")
 
 
 _NO_BUFFER = _Buffer(memoryview(b""))  # a JSON request: nothing to take, nothing left over

@@ -15,7 +15,8 @@ from regpipe_common import storage
 from regpipe_common.bundle import REPORT_CSP, REPORT_FILE
 
 from .errors import ApiError
-from .routes import ERROR_REF, ready_model
+from .http_io import dataplane
+from .openapi import ERROR_REF
 
 blp = Blueprint("report", __name__, description="The loaded model's training report")
 
@@ -42,16 +43,14 @@ class ModelReport(MethodView):
     )
     def get(self) -> Response:
         """The training report of the model being served, as one self-contained HTML page."""
-        model = ready_model()
+        model = dataplane().ready_model()
         try:
             page = storage.read_bytes(storage.join(model.bundle.url, REPORT_FILE))
         except FileNotFoundError:
             raise ApiError(
-                404,
+                "not_found",
                 f"model {model.name}/{model.version} has no {REPORT_FILE} "
                 "(its bundle was published before training reports existed)",
-                None,
-                "not_found",
             ) from None
         response = Response(page, mimetype="text/html")
         response.headers["Content-Security-Policy"] = REPORT_CSP

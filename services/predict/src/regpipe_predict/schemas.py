@@ -14,30 +14,22 @@ from typing import Any
 
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from .errors import ApiError
+from .errors import (
+    MAX_ABS,
+    MSG_EMPTY,
+    MSG_FINITE,
+    MSG_LIST,
+    MSG_MISSING,
+    MSG_OBJECT,
+    MSG_ONE_OF,
+    MSG_RANGE,
+    MSG_ROW,
+    MSG_TYPE,
+    MSG_UNKNOWN,
+    ApiError,
+    message_reason,
+)
 
-MSG_MISSING = "is required: every feature needs a value"
-MSG_UNKNOWN = "is not a feature of this model"
-MSG_TYPE = "must be a number"
-MSG_FINITE = "must be a finite number (NaN and ±Infinity are not allowed)"
-MSG_EMPTY = "must not be empty"
-MSG_LIST = "must be a list"
-MSG_OBJECT = "must be an object mapping each feature to a number"
-MAX_ABS = 1e15
-MSG_RANGE = f"must be between -{MAX_ABS:g} and {MAX_ABS:g}"
-MSG_ONE_OF = "give exactly one of 'instances' (records) or 'inputs' (rows)"
-
-REASONS = {
-    MSG_MISSING: "missing_feature",
-    MSG_UNKNOWN: "unknown_feature",
-    MSG_TYPE: "wrong_type",
-    MSG_FINITE: "not_finite",
-    MSG_EMPTY: "empty",
-    MSG_LIST: "wrong_type",
-    MSG_OBJECT: "wrong_type",
-    MSG_ONE_OF: "invalid",
-    MSG_RANGE: "out_of_range",
-}
 EXPLAIN_CHUNK = 2000
 
 
@@ -89,7 +81,7 @@ def instance_schema(features: tuple[str, ...], example: tuple[float, ...]) -> ty
 def request_schema(features: tuple[str, ...], example: tuple[float, ...]) -> Schema:
     """The body of ``POST /predict`` for a model with these features."""
     n = len(features)
-    row_message = f"must hold {n} numbers, one per feature in order: {', '.join(features)}"
+    row_message = MSG_ROW.format(n=n, features=", ".join(features))
 
     class ModelPredictRequest(Schema):
         class Meta:
@@ -115,7 +107,6 @@ def request_schema(features: tuple[str, ...], example: tuple[float, ...]) -> Sch
             if ("instances" in data) == ("inputs" in data):
                 raise ValidationError(MSG_ONE_OF)
 
-    REASONS.setdefault(row_message, "row_length")
     return ModelPredictRequest()
 
 
@@ -308,11 +299,8 @@ def _first_error(schema: Schema, doc: Any, key: str | None, offset: int) -> ApiE
         if key is not None and len(path) > 1 and path[0] == key and isinstance(path[1], int):
             path[1] += offset
         field = format_path(path)
-        reason = REASONS.get(message, "invalid")
-        if message == "Unknown field.":
-            reason = "unknown_field"
         text = f"{field}: {message}" if field else message
-        return ApiError(422, text, field or "body", reason)
+        return ApiError(message_reason(message), text, field or "body")
     return None
 
 

@@ -50,7 +50,6 @@ class Settings:
     model_poll_interval: float = 10.0
     drift_window_rows: int = 10_000
     drift_update_interval: float = 1.0
-    prometheus_multiproc_dir: str | None = None
     access_log: bool = False
 
 
@@ -76,7 +75,6 @@ def from_env() -> Settings:
         model_poll_interval=env_float("MODEL_POLL_INTERVAL", d.model_poll_interval),
         drift_window_rows=env_int("DRIFT_WINDOW_ROWS", d.drift_window_rows),
         drift_update_interval=env_float("DRIFT_UPDATE_INTERVAL", d.drift_update_interval),
-        prometheus_multiproc_dir=env_str("PROMETHEUS_MULTIPROC_DIR"),
         access_log=env_bool("ACCESS_LOG", d.access_log),
     )
     _check(settings)
