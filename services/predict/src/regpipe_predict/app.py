@@ -11,7 +11,7 @@ from flask_smorest import Api
 
 from regpipe_common.log import configure_logging
 
-from . import __version__, errors, metrics, report_route, routes, schemas
+from . import __version__, categories, errors, metrics, report_route, routes, schemas
 from .fastpath import PredictFastPath
 from .model_store import LoadedModel, ModelStore
 from .settings import Settings, from_env
@@ -75,6 +75,7 @@ def document_model(doc: dict[str, Any], model: LoadedModel, ma_plugin: Any, max_
     for path in ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer"):
         infer = doc["paths"][path]["post"]["requestBody"]["content"]
         infer["application/json"]["example"] = {"inputs": [tensor]}
+    categories.document(doc, model, example)  # category features: strings and their levels
 
 
 def _swagger_asset(filename: str) -> Response:

@@ -18,7 +18,7 @@ from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from . import __version__, oip, schemas
+from . import __version__, categories, oip, schemas
 from .errors import ApiError
 from .inputs import parse_json, predict_matrix, read_body
 from .metrics import ModelMetrics
@@ -50,6 +50,7 @@ MODEL_KEYS = (
     "params",
     "dataset_fingerprint",
     "feature_stats",
+    "categories",
     "target_stats",
     "created_at",
     "sha256",
@@ -141,7 +142,10 @@ def predict_rows(
     Records nothing; the view (and :mod:`regpipe_predict.fastpath`) records a success.
     """
     doc = parse_json(body)
-    X = predict_matrix(body, doc, model, svc.settings.max_rows)
+    if model.categories is not None:  # category features: strings -> codes (categories.py)
+        X = categories.predict_codes(doc, model, svc.settings.max_rows)
+    else:
+        X = predict_matrix(body, doc, model, svc.settings.max_rows)
     y, seconds = compute(model, X, "instances" if "instances" in doc else "inputs")
     return X, y, seconds
 
