@@ -209,6 +209,30 @@ def build() -> dashboard_models.Dashboard:
             )
         )
     )
+    unseen_share = ts(
+        "Unseen category levels: recent vs training share",
+        "percentunit",
+        "regpipe_unknown_category_share: share of the recent input rows whose level of a "
+        "category feature is not one the model kept (unseen or infrequent, encoded as all "
+        "zeros), beside regpipe_unknown_category_training_share (the training rows' "
+        "infrequent share). The CategoryDrift alert fires when recent exceeds training by "
+        "more than 0.1. Empty for a model without category features.",
+        query(f"max by (feature) (regpipe_unknown_category_share{{{SEL}}})", "{{feature}} recent"),
+        query(
+            f"max by (feature) (regpipe_unknown_category_training_share{{{SEL}}})",
+            "{{feature}} training",
+            "B",
+        ),
+    )
+    unseen_rate = ts(
+        "Unseen category values per second",
+        "short",
+        "regpipe_unknown_category_total: category values outside the kept levels, per feature.",
+        query(
+            f"sum by (feature) (rate(regpipe_unknown_category_total{{{SEL}}}[{RATE}]))",
+            "{{feature}}",
+        ),
+    )
 
     return (
         dashboard.Dashboard("regpipe predict")
@@ -249,6 +273,8 @@ def build() -> dashboard_models.Dashboard:
         .with_panel(compute.height(6).span(18))
         .with_panel(values.height(9).span(12))
         .with_panel(drift.height(9).span(12))
+        .with_panel(unseen_share.height(8).span(12))
+        .with_panel(unseen_rate.height(8).span(12))
         .build()
     )
 
