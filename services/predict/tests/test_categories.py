@@ -3,29 +3,40 @@
 
 from __future__ import annotations
 
+import io
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 import tritonclient.http as triton
 from category_helpers import (
     CARRIER_KEPT,
     CAT_FEATURES,
     NUMERIC,
+    ORIGINS,
     category_metadata,
     category_rows,
     publish_categories,
     records,
 )
 from predict_helpers import NAME, Server, serve
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import SGDRegressor
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from tritonclient.utils import InferenceServerException
 
-from regpipe_common.bundle import load_bundle
+from regpipe_common.bundle import load_bundle, publish_bundle
 from regpipe_common.spec import MISSING_LEVEL
+from regpipe_predict.app import create_app
 from regpipe_predict.categories import MSG_LEVEL
+from regpipe_predict.fastpath import PredictFastPath
 from regpipe_predict.model_store import prepare
+from regpipe_predict.settings import Settings
 
 
 @pytest.fixture(scope="module")
@@ -271,3 +282,72 @@ def test_json_bytes_tensor_refuses_numbers(cat_server: Server) -> None:
     assert response.json() == {"error": "inputs[1].data[0]: " + MSG_LEVEL}
     tensors[1]["data"] = [CARRIER_KEPT[0]]
     assert cat_server.post(f"/v2/models/{NAME}/infer", json={"inputs": tensors}).ok
+
+
+@pytest.mark.parametrize("route", ["/predict", f"/v2/models/{NAME}/infer"])
+def test_the_wsgi_fast_path_answers_category_requests(
+    cat_models: Path, model: Any, route: str
+) -> None:
+    """The fast path answers a valid category request itself: Flask is never called."""
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    settings = Settings(model_uri=str(cat_models / NAME), model_poll_interval=0)
+    fast = create_app(settings).wsgi_app
+    assert isinstance(fast, PredictFastPath)
+
+    def flask_called(environ: dict[str, Any], start_response: Any) -> Any:
+        raise AssertionError("the request went to Flask")
+
+    fast.wsgi_app = flask_called
+    rows = mixed_rows(20, seed=12)
+    if route == "/predict":
+        doc: dict[str, Any] = {"instances": records(rows)}
+    else:
+        doc = {
+            "inputs": [
+                {
+                    "name": f,
+                    "shape": [len(rows)],
+                    "datatype": "FP64" if j in NUMERIC else "BYTES",
+                    "data": [r[f] for r in records(rows)],
+                }
+                for j, f in enumerate(CAT_FEATURES)
+            ]
+        }
+    body = orjson.dumps(doc)
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": route,
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+    }
+    status: list[str] = []
+    answer = orjson.loads(b"".join(fast(environ, lambda s, h: status.append(s))))
+    assert status == ["200 OK"]
+    got = answer["predictions"] if route == "/predict" else answer["outputs"][0]["data"]
+    np.testing.assert_allclose(got, model.predict(rows), rtol=1e-12)
+
+
+def test_another_pipeline_shape_is_served_through_model_predict(tmp_path: Path) -> None:
+    """An encoder the lookup does not cover (drop="first") is decoded for model.predict."""
+    rows, y = category_rows(2000, seed=13)
+    encode = ColumnTransformer(
+        [
+            ("number", StandardScaler(), NUMERIC),
+            (
+                "category",
+                OneHotEncoder(
+                    categories=[CARRIER_KEPT, ORIGINS], handle_unknown="ignore", drop="first"
+                ),
+                [1, 3],
+            ),
+        ]
+    )
+    pipeline = Pipeline([("encode", encode), ("sgd", SGDRegressor(random_state=0))])
+    pipeline.fit(rows, y)
+    publish_bundle(str(tmp_path), NAME, pipeline, category_metadata())
+    served = prepare(load_bundle(str(tmp_path / NAME)))
+    assert served.categories is not None and served.categories.fast is None
+    test = mixed_rows(500, seed=14)
+    got = served.predict(served.categories.encode_objects(test))
+    np.testing.assert_allclose(got, pipeline.predict(test), rtol=1e-12)

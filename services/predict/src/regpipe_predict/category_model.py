@@ -101,24 +101,31 @@ class CategoryCodec:
 
 
 def category_codec(bundle: Bundle) -> CategoryCodec | None:
-    """The codec of a bundle with ``categories`` in its metadata; None for a numeric-only one."""
-    levels = category_levels(bundle.metadata)
-    if not levels:
-        return None
-    features = tuple(bundle.features)
-    unknown = sorted(set(levels) - set(features))
-    if unknown:
-        raise BundleError(f"{bundle.url}: metadata categories name no feature: {unknown}")
-    meta = bundle.metadata["categories"]
-    names = [f for f in features if f in levels]
-    codec = CategoryCodec(
-        features=features,
-        columns=tuple(features.index(f) for f in names),
-        levels=tuple(tuple(str(v) for v in levels[f]) for f in names),
-        lookups=tuple({str(v): i for i, v in enumerate(levels[f])} for f in names),
-        missing_level=tuple(meta[f].get("missing") == "level" for f in names),
-        infrequent_share=tuple(float(meta[f].get("infrequent_share", 0.0)) for f in names),
-    )
+    """The codec of a bundle with ``categories`` in its metadata; None for a numeric-only one.
+
+    Malformed ``categories`` metadata is a :class:`BundleError` (the bundle is refused).
+    """
+    try:
+        levels = category_levels(bundle.metadata)
+        if not levels:
+            return None
+        features = tuple(bundle.features)
+        unknown = sorted(set(levels) - set(features))
+        if unknown:
+            raise BundleError(f"{bundle.url}: metadata categories name no feature: {unknown}")
+        meta = bundle.metadata["categories"]
+        names = [f for f in features if f in levels]
+        codec = CategoryCodec(
+            features=features,
+            columns=tuple(features.index(f) for f in names),
+            levels=tuple(tuple(str(v) for v in levels[f]) for f in names),
+            lookups=tuple({str(v): i for i, v in enumerate(levels[f])} for f in names),
+            missing_level=tuple(meta[f].get("missing") == "level" for f in names),
+            infrequent_share=tuple(float(meta[f].get("infrequent_share", 0.0)) for f in names),
+        )
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        message = f"{bundle.url}: refused: malformed metadata categories ({exc!r})"
+        raise BundleError(message) from None
     return replace(codec, fast=category_linear(bundle.model, codec))
 
 
