@@ -15,6 +15,7 @@ import struct
 import threading
 import time
 from collections import deque
+from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
@@ -89,10 +90,9 @@ def _payload(doc: Any) -> tuple[str, list[Any]]:
 
 def _record_columns(records: list[Any], features: tuple[str, ...]) -> list[tuple[Any, ...]]:
     n = len(features)
-    getter = itemgetter(*features) if n > 1 else (lambda r: (r[features[0]],))
-    try:
-        if all(type(r) is dict and len(r) == n for r in records):
-            return list(zip(*[getter(r) for r in records], strict=True))
+    try:  # C-level passes: every record a dict of n keys, then one column per feature
+        if set(map(type, records)) <= {dict} and set(map(len, records)) <= {n}:
+            return [list(map(itemgetter(f), records)) for f in features]
     except KeyError:
         pass
     for i, record in enumerate(records):  # find the first bad record, name the field
@@ -109,7 +109,7 @@ def _record_columns(records: list[Any], features: tuple[str, ...]) -> list[tuple
 
 def _row_columns(rows: list[Any], features: tuple[str, ...]) -> list[tuple[Any, ...]]:
     n = len(features)
-    if all(type(r) is list and len(r) == n for r in rows):
+    if set(map(type, rows)) <= {list} and set(map(len, rows)) <= {n}:
         return list(zip(*rows, strict=True))
     for i, row in enumerate(rows):
         if type(row) is not list:
@@ -153,8 +153,8 @@ def _codes(values: Any, lookup: dict[str, int], missing_level: bool, name: str) 
         kinds.discard(type(None))
         kinds.add(str)
     if kinds <= {str}:
-        get = lookup.get
-        return np.array([get(v, UNSEEN) for v in values], dtype=np.float64)
+        codes = map(lookup.get, values, repeat(UNSEEN))
+        return np.fromiter(codes, dtype=np.float64, count=len(values))
     for i, value in enumerate(values):
         if type(value) is not str:
             raise _err(name.format(i), MSG_LEVEL, "wrong_type")
