@@ -15,7 +15,7 @@ import struct
 import threading
 import time
 from collections import deque
-from itertools import repeat
+from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
 
@@ -161,13 +161,6 @@ def _codes(values: Any, lookup: dict[str, int], missing_level: bool, name: str) 
     raise _err(name.format(0), MSG_LEVEL, "wrong_type")  # not reached
 
 
-def _code_column(codec: CategoryCodec, j: int, values: Any, name: str) -> np.ndarray:
-    if j in codec.columns:
-        k = codec.columns.index(j)
-        return _codes(values, codec.lookups[k], codec.missing_level[k], name)
-    return _numbers(values, name)
-
-
 def code_matrix(codec: CategoryCodec, columns: list[Any], names: list[str]) -> np.ndarray:
     """Columns of values (one sequence per feature) to the code matrix.
 
@@ -175,9 +168,27 @@ def code_matrix(codec: CategoryCodec, columns: list[Any], names: list[str]) -> n
     """
     n = len(columns[0]) if columns else 0
     X = np.empty((n, len(codec.features)), dtype=np.float64)
-    for j, values in enumerate(columns):
-        X[:, j] = _code_column(codec, j, values, names[j])
+    numeric = list(codec.numeric_columns)
+    block = _number_block([columns[j] for j in numeric]) if numeric else None
+    if block is not None:  # every number valid: one conversion, one range check
+        X[:, numeric] = block.T
+    else:
+        for j in numeric:  # find and name the bad value
+            X[:, j] = _numbers(columns[j], names[j])
+    for k, j in enumerate(codec.columns):
+        X[:, j] = _codes(columns[j], codec.lookups[k], codec.missing_level[k], names[j])
     return X
+
+
+def _number_block(columns: list[Any]) -> np.ndarray | None:
+    """The numeric columns as one ``(k, n)`` array if every value is valid, else None."""
+    if not set(map(type, chain.from_iterable(columns))) <= {int, float}:
+        return None  # a str, bool, None (or a binary tensor's numpy values: checked apart)
+    try:
+        block = np.array(columns, dtype=np.float64)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    return block if within_limits(block) else None
 
 
 # --- Open Inference Protocol V2: one named tensor per feature ---------------------------------

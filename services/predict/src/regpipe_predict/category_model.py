@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,11 @@ class CategoryCodec:
     missing_level: tuple[bool, ...]  # ``missing: level``: null is MISSING_LEVEL
     infrequent_share: tuple[float, ...]  # training share of rows outside the kept levels
     fast: CategoryLinear | None = None
+
+    @cached_property
+    def numeric_columns(self) -> tuple[int, ...]:
+        """Positions of the numeric features in ``features``."""
+        return tuple(j for j in range(len(self.features)) if j not in self.columns)
 
     @property
     def category_features(self) -> tuple[str, ...]:
