@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -351,3 +352,36 @@ def test_another_pipeline_shape_is_served_through_model_predict(tmp_path: Path) 
     test = mixed_rows(500, seed=14)
     got = served.predict(served.categories.encode_objects(test))
     np.testing.assert_allclose(got, pipeline.predict(test), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [(b"NaN", "not_finite"), (b"1e400", "not_finite"), (b"1" + b"0" * 400, "out_of_range")],
+)
+def test_non_finite_and_huge_numbers_are_422_naming_the_field(
+    cat_server: Server, value: bytes, reason: str
+) -> None:
+    body = b'{"inputs": [[1.0, "UA", 900, "JFK"], [' + value + b', "UA", 900, "JFK"]]}'
+    response = cat_server.post("/predict", data=body, headers={"Content-Type": "application/json"})
+    err = error(response)
+    assert err["field"] == "inputs[1][0]" and err["reason"] == reason
+
+
+def test_malformed_binary_bytes_tensor_names_the_input(cat_server: Server) -> None:
+    raw = struct.pack("<I", 10) + b"UA"  # announces 10 bytes, has 2
+    tensors = [
+        {"name": "dep_delay", "shape": [1], "datatype": "FP64", "data": [1.0]},
+        {"name": "carrier", "shape": [1], "datatype": "BYTES"},
+        {"name": "distance", "shape": [1], "datatype": "FP64", "data": [900.0]},
+        {"name": "origin", "shape": [1], "datatype": "BYTES", "data": ["JFK"]},
+    ]
+    tensors[1]["parameters"] = {"binary_data_size": len(raw)}
+    header = orjson.dumps({"inputs": tensors})
+    response = cat_server.post(
+        f"/v2/models/{NAME}/infer",
+        data=header + raw,
+        headers={"Inference-Header-Content-Length": str(len(header))},
+    )
+    assert response.status_code == 422
+    message = response.json()["error"]
+    assert message.startswith("inputs[1].parameters.binary_data_size: element 0")

@@ -138,9 +138,13 @@ def _numbers(values: Any, name: str) -> np.ndarray:
     for i, value in enumerate(values):
         if isinstance(value, bool) or not isinstance(value, int | float | np.number):
             raise _err(name.format(i), schemas.MSG_TYPE, "wrong_type")
-        if not np.isfinite(float(value)):
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond float range (JSON allows any digits)
+            raise _err(name.format(i), schemas.MSG_RANGE, "out_of_range") from None
+        if not np.isfinite(number):
             raise _err(name.format(i), schemas.MSG_FINITE, "not_finite")
-        if abs(float(value)) > schemas.MAX_ABS:
+        if abs(number) > schemas.MAX_ABS:
             raise _err(name.format(i), schemas.MSG_RANGE, "out_of_range")
     raise _err(name.format(0), schemas.MSG_TYPE, "wrong_type")  # not reached
 
