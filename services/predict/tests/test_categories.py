@@ -24,7 +24,7 @@ from category_helpers import (
     publish_categories,
     records,
 )
-from predict_helpers import NAME, Server, serve
+from predict_helpers import NAME, Server, publish, serve
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import SGDRegressor
 from sklearn.pipeline import Pipeline
@@ -36,7 +36,8 @@ from regpipe_common.spec import MISSING_LEVEL
 from regpipe_predict.app import create_app
 from regpipe_predict.categories import MSG_LEVEL
 from regpipe_predict.fastpath import PredictFastPath
-from regpipe_predict.model_store import prepare
+from regpipe_predict.metrics import ModelMetrics
+from regpipe_predict.model_store import ModelStore, prepare
 from regpipe_predict.settings import Settings
 
 
@@ -385,3 +386,21 @@ def test_malformed_binary_bytes_tensor_names_the_input(cat_server: Server) -> No
     assert response.status_code == 422
     message = response.json()["error"]
     assert message.startswith("inputs[1].parameters.binary_data_size: element 0")
+
+
+def test_hot_swap_from_a_numeric_to_a_category_model(tmp_path: Path) -> None:
+    """The store swaps a numeric model for a category one (and back); metrics follow."""
+    publish(tmp_path)
+    model_metrics = ModelMetrics(drift_window=100, drift_interval=0)
+    store = ModelStore(str(tmp_path / NAME), 0, model_metrics.on_swap, model_metrics.on_refuse)
+    assert store.refresh() and store.current.categories is None
+    assert model_metrics.category_drift is None
+    publish_categories(tmp_path)
+    assert store.refresh() and store.current.categories is not None
+    assert model_metrics.category_drift is not None
+    current = store.current
+    X = current.categories.encode_objects(mixed_rows(10, seed=15))
+    model_metrics.record("rest", current, X, current.predict(X), 0.001)
+    publish(tmp_path, seed=1)
+    assert store.refresh() and store.current.categories is None
+    assert model_metrics.category_drift is None
