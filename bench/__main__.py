@@ -11,7 +11,7 @@ import os
 import platform
 from pathlib import Path
 
-from bench import preprocess_bench, score_bench, serve_bench, train_bench
+from bench import category_serve_bench, preprocess_bench, score_bench, serve_bench, train_bench
 
 
 def main() -> None:
@@ -28,6 +28,7 @@ def main() -> None:
         print(score_bench.run(rows, workdir), "\n", flush=True)
     if "serve" in only:
         print(serve_bench.run(workdir), "\n", flush=True)
+        print(category_serve_bench.run(workdir), "\n", flush=True)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ ALERTS = {
     "RegpipePredictHighLatencyP99",
     "RegpipePredictNoReadyReplicas",
     "RegpipePredictFeatureDrift",
+    "RegpipePredictCategoryDrift",
 }
 
 
@@ -42,7 +43,7 @@ def test_promtool_check_rules(tmp_path: Path) -> None:
     assert names == ALERTS
     result = check_rules(tmp_path, spec)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 4 rules found" in result.stdout
+    assert "SUCCESS: 5 rules found" in result.stdout
 
 
 def test_promtool_check_rules_refuses_a_broken_rule(tmp_path: Path) -> None:
@@ -71,6 +72,7 @@ def test_thresholds_and_switches_come_from_values(tmp_path: Path) -> None:
     )
     rules = {r["alert"]: r for g in spec["groups"] for r in g["rules"]}
     assert "RegpipePredictFeatureDrift" not in rules
+    assert "RegpipePredictCategoryDrift" not in rules
     assert rules["RegpipePredictHighErrorRate"]["expr"].rstrip().endswith(") > 0.2")
     assert rules["RegpipePredictHighErrorRate"]["for"] == "1m"
     assert 'namespace="ml", job="r1-predict"' in rules["RegpipePredictHighErrorRate"]["expr"]

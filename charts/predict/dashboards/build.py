@@ -252,6 +252,30 @@ def build() -> dashboard_models.Dashboard:
             )
         )
     )
+    unseen_share = ts(
+        "Unseen category levels: recent vs training share",
+        "percentunit",
+        "regpipe_unknown_category_share: share of the recent input rows whose level of a "
+        "category feature is not one the model kept (unseen or infrequent, encoded as all "
+        "zeros), beside regpipe_unknown_category_training_share (the training rows' "
+        "infrequent share). The CategoryDrift alert fires when recent exceeds training by "
+        "more than 0.1. Empty for a model without category features.",
+        query(f"max by (feature) (regpipe_unknown_category_share{{{SEL}}})", "{{feature}} recent"),
+        query(
+            f"max by (feature) (regpipe_unknown_category_training_share{{{SEL}}})",
+            "{{feature}} training",
+            "B",
+        ),
+    )
+    unseen_rate = ts(
+        "Unseen category values per second",
+        "short",
+        "regpipe_unknown_category_total: category values outside the kept levels, per feature.",
+        query(
+            f"sum by (feature) (rate(regpipe_unknown_category_total{{{SEL}}}[{RATE}]))",
+            "{{feature}}",
+        ),
+    )
 
     description = (
         "HTTP traffic, latency, model work, model version, predicted values and "
@@ -283,7 +307,14 @@ def build() -> dashboard_models.Dashboard:
             (latency, 8, 12),
             (rows, 8, 12),
         ],
-        "Model": [(version, 6, 6), (compute, 6, 18), (values, 9, 12), (drift, 9, 12)],
+        "Model": [
+            (version, 6, 6),
+            (compute, 6, 18),
+            (values, 9, 12),
+            (drift, 9, 12),
+            (unseen_share, 8, 12),
+            (unseen_rate, 8, 12),
+        ],
     }
     return laid_out(board, layout)
 

@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 import orjson
 
-from . import __version__, oip
+from regpipe_common.bundle import PUBLIC_KEYS
+
+from . import __version__, categories, oip
 from .errors import ApiError
 from .inputs import parse_json, predict_matrix
 from .metrics import ModelMetrics
@@ -29,22 +31,6 @@ from .settings import Settings
 
 SERVER_NAME = "regpipe-predict"
 JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
-# What GET /model shows of metadata.json: what a client needs, no storage paths or library
-# versions (an attacker's map of the deployment).
-MODEL_KEYS = (
-    "name",
-    "version",
-    "features",
-    "target",
-    "metrics",
-    "optimum",
-    "params",
-    "dataset_fingerprint",
-    "feature_stats",
-    "target_stats",
-    "created_at",
-    "sha256",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +75,10 @@ class DataPlane:
     def predict(self, model: LoadedModel, body: bytes | memoryview) -> Answer:
         """``POST /predict``: records (``instances``) or rows (``inputs``) in, predictions out."""
         doc = parse_json(body)
-        X = predict_matrix(body, doc, model, self.settings.max_rows)
+        if model.categories is not None:  # category features: strings -> codes
+            X = categories.predict_codes(doc, model, self.settings.max_rows)
+        else:
+            X = predict_matrix(body, doc, model, self.settings.max_rows)
         y, seconds = compute(model, X, "instances" if "instances" in doc else "inputs")
         self.metrics.record("rest", model, X, y, seconds)
         payload = orjson.dumps({"predictions": y, "model": model_ref(model)}, option=JSON_OPTS)
@@ -110,7 +99,7 @@ class DataPlane:
     def model_document(self) -> dict[str, Any]:
         """``GET /model``: the bundle's metadata without storage paths or library versions."""
         metadata = self.ready_model().metadata
-        return {k: metadata[k] for k in MODEL_KEYS if k in metadata}
+        return {k: metadata[k] for k in PUBLIC_KEYS if k in metadata}
 
     def readiness(self) -> dict[str, Any]:
         return {"status": "ready", "model": model_ref(self.ready_model())}

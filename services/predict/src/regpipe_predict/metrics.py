@@ -49,6 +49,7 @@ from prometheus_client import (
 )
 from prometheus_flask_exporter import PrometheusMetrics
 
+from . import categories
 from .adapters import prometheus
 from .adapters.prometheus import observe_many
 from .errors import ApiError
@@ -215,6 +216,7 @@ class ModelMetrics:
             p: (PREDICTIONS.labels(protocol=p), ROWS.labels(protocol=p)) for p in ("rest", "v2")
         }
         self.drift: Drift | None = None
+        self.category_drift: categories.CategoryDrift | None = None
         self.version: str | None = None
 
     def on_swap(self, previous: LoadedModel | None, current: LoadedModel) -> None:
@@ -223,6 +225,9 @@ class ModelMetrics:
         MODEL_INFO.labels(name=current.name, version=current.version).set(1)
         _value_histogram(current)
         self.drift = Drift(current, self.drift_window, self.drift_interval)
+        self.category_drift = categories.category_drift(
+            current, self.drift_window, self.drift_interval
+        )
         self.version = current.version
 
     def record(
@@ -236,6 +241,9 @@ class ModelMetrics:
         drift = self.drift
         if drift is not None and self.version == model.version:
             drift.update(X)
+        category_drift = self.category_drift
+        if category_drift is not None and self.version == model.version:
+            category_drift.update(X)  # unseen levels counted, their recent share
 
     @staticmethod
     def on_refuse(url: str) -> None:

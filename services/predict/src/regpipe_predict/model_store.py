@@ -35,6 +35,8 @@ from regpipe_common.bundle import (
 from regpipe_common.errors import BundleError, BundleNotFoundError, RegpipeError
 from regpipe_common.log import event
 
+from .category_model import CategoryCodec, category_codec
+
 log = logging.getLogger(__name__)
 
 
@@ -46,6 +48,7 @@ class LoadedModel:
     linear: tuple[np.ndarray | None, np.ndarray | None, np.ndarray, float] | None = field(
         default=None, repr=False
     )
+    categories: CategoryCodec | None = field(default=None, repr=False)  # category features
 
     @property
     def name(self) -> str:
@@ -68,7 +71,10 @@ class LoadedModel:
 
         For ``Pipeline(StandardScaler, linear model)`` this runs the same numpy operations as
         ``model.predict`` (so the results are equal) without scikit-learn's per-call checks.
+        A model with category features takes its code matrix (:mod:`.category_model`).
         """
+        if self.categories is not None:
+            return self.categories.predict(self.bundle.model, X)
         if self.linear is None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # "X does not have feature names"
@@ -132,9 +138,15 @@ def prepare(bundle: Bundle) -> LoadedModel:
     """The served form of a verified bundle, refused unless it predicts as the bundle does."""
     loaded = LoadedModel(bundle=bundle, linear=linear_form(bundle.model))
     rows = probe_rows(bundle.metadata)
+    reference = LoadedModel(bundle=bundle)
+    codec = category_codec(bundle)  # category features: served on codes
+    if codec is not None:
+        loaded = LoadedModel(bundle=bundle, categories=codec)
+        reference = LoadedModel(bundle=bundle, categories=codec.unchecked())
+        rows = codec.encode_objects(rows)
     try:
         served = loaded.predict(rows.copy())
-        expected = LoadedModel(bundle=bundle).predict(rows)
+        expected = reference.predict(rows)
     except Exception as exc:
         raise BundleError(f"{bundle.url}: refused: the probe prediction failed ({exc})") from None
     if served.shape != expected.shape or not np.allclose(served, expected, rtol=1e-9, atol=1e-9):

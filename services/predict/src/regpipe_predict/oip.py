@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 import orjson
 
+from . import categories
 from .errors import ApiError
 from .inputs import check_rows, contains_bool, has_boolean, parse_json, within_limits
 from .model_store import LoadedModel
@@ -122,6 +124,9 @@ def _matrix(
 ) -> np.ndarray:
     if not isinstance(inputs, list) or not inputs:
         raise _err("must be a non-empty list of tensors", "inputs", "empty")
+    if model.categories is not None:  # one tensor per feature, BYTES for categories
+        numeric = partial(_tensor, ndim=1, max_rows=max_rows, maybe_bool=maybe_bool, buffer=buffer)
+        return categories.infer_codes(inputs, model, max_rows, numeric, buffer)
     n_features = len(model.features)
     if len(inputs) == 1:
         X = _tensor(inputs[0], 0, 2, max_rows, maybe_bool, buffer)
@@ -266,6 +271,15 @@ class _Buffer:
         # the JSON header's length decides the alignment; numpy is 2× slower on unaligned data
         return values if values.flags.aligned else values.copy()
 
+    def take_raw(self, size: int, field: str) -> memoryview:
+        """The next ``size`` bytes as they are (a BYTES tensor's elements)."""
+        if self.offset + size > len(self.view):
+            message = f"the body ends {self.offset + size - len(self.view)} bytes short"
+            raise _err(message, field, "malformed_body", 400)
+        raw = self.view[self.offset : self.offset + size]
+        self.offset += size
+        return raw
+
     def finish(self) -> None:
         extra = len(self.view) - self.offset
         if extra:
@@ -326,6 +340,7 @@ def model_metadata(model: LoadedModel) -> dict[str, Any]:
         "name": model.name,
         "versions": [model.version],
         "platform": "sklearn",
-        "inputs": [{"name": INPUT_NAME, "datatype": "FP64", "shape": [-1, len(model.features)]}],
+        "inputs": categories.input_metadata(model)
+        or [{"name": INPUT_NAME, "datatype": "FP64", "shape": [-1, len(model.features)]}],
         "outputs": [{"name": OUTPUT_NAME, "datatype": "FP64", "shape": [-1]}],
     }

@@ -9,7 +9,7 @@ import orjson
 from flask import Flask, Response
 from flask_smorest import Api
 
-from . import oip, schemas
+from . import categories, oip, schemas
 from .adapters.flask import serve_openapi_json
 from .errors import MAX_ABS, description
 from .http_io import dataplane
@@ -102,3 +102,4 @@ def document_model(doc: dict[str, Any], model: LoadedModel, ma_plugin: Any, max_
     for path in ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer"):
         infer = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]
         infer["example"] = {"inputs": [tensor]}
+    categories.document(doc, model, example)  # category features: strings and their levels
