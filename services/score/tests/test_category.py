@@ -90,6 +90,11 @@ def category_bundle(tmp_path_factory) -> tuple[Path, Pipeline]:
             "shape": {"levels": KEPT["shape"], "infrequent_share": 0.0, "missing": "drop"},
         },
         "feature_stats": stats,
+        "target_stats": {
+            "name": "y",
+            "mean": float(train["y"].mean()),
+            "var": float(train["y"].var()),
+        },
         "metrics": {},
         "optimum": {},
         "params": {},

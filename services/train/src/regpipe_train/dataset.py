@@ -23,6 +23,7 @@ from .design import Block, Layout
 VALIDATION_STREAM = 1
 ROW_STREAM = 2
 ORDER_STREAM = 3
+MIX_STREAM = 4
 SAMPLE_STREAM = 4  # the test rows the report plots
 
 
@@ -221,6 +222,11 @@ def validation_mask(seed: int, part_index: int, rows: int, fraction: float) -> n
 def row_order(seed: int, epoch: int, part_index: int, rows: int) -> np.ndarray:
     """The order in which one partition's fit rows are visited in ``epoch``."""
     return np.random.default_rng([seed, ROW_STREAM, epoch, part_index]).permutation(rows)
+
+
+def mix_order(seed: int, epoch: int, window: int, rows: int) -> np.ndarray:
+    """The order in which the fit rows of one mixing window are visited in ``epoch``."""
+    return np.random.default_rng([seed, MIX_STREAM, epoch, window]).permutation(rows)
 
 
 def partition_order(seed: int, epoch: int, n_parts: int) -> np.ndarray:

@@ -62,6 +62,18 @@ class Block:
     def take(self, rows: np.ndarray | slice) -> Block:
         return Block(self.numeric[rows], self.codes[rows], self.y[rows])
 
+    @property
+    def nbytes(self) -> int:
+        return self.numeric.nbytes + self.codes.nbytes + self.y.nbytes
+
+    @staticmethod
+    def concat(blocks: list[Block]) -> Block:
+        return Block(
+            np.concatenate([b.numeric for b in blocks]),
+            np.concatenate([b.codes for b in blocks]),
+            np.concatenate([b.y for b in blocks]),
+        )
+
     def one_hot(self, layout: Layout) -> scipy.sparse.csr_matrix:
         """The one-hot columns alone, ``(n, layout.width - numeric)``, sparse."""
         p = len(layout.numeric)

