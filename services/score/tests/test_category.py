@@ -80,7 +80,8 @@ def category_bundle(tmp_path_factory) -> tuple[Path, Pipeline]:
         warnings.simplefilter("ignore", UserWarning)  # unknown levels encode as zeros
         model.fit(train[FEATURES].to_numpy(dtype=object), train["y"].to_numpy())
     stats = {
-        f: {"mean": float(train[f].mean()), "var": float(train[f].var())} for f in ("x1", "x2")
+        f: {"count": len(train), "mean": float(train[f].mean()), "var": float(train[f].var())}
+        for f in ("x1", "x2")
     }
     metadata = {
         "features": FEATURES,
@@ -92,6 +93,7 @@ def category_bundle(tmp_path_factory) -> tuple[Path, Pipeline]:
         "feature_stats": stats,
         "target_stats": {
             "name": "y",
+            "count": len(train),
             "mean": float(train["y"].mean()),
             "var": float(train["y"].var()),
         },

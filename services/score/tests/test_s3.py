@@ -34,5 +34,5 @@ def test_score_from_and_to_s3(pipeline, score, helpers, s3_env, tmp_path):
     first = pq.read_table(
         io.BytesIO(fs.cat(f"regpipe-score/scored/{manifest['parts'][0]['path']}"))
     )
-    assert first.column_names == ["prediction", "y", "residual"]
+    assert first.column_names == ["id", "prediction", "y", "residual"]
     assert first.num_rows == manifest["parts"][0]["rows"]

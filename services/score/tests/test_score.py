@@ -34,8 +34,9 @@ def test_latest_model_scores_the_test_split_with_train_metrics(pipeline, score, 
     assert manifest["rows_rejected"] == 0
     assert manifest["dataset_fingerprint"] == prepared["fingerprint"]
     assert len(manifest["input_fingerprint"]) == 64
-    # The prepared parts hold no row key today: rows follow the input order, no key column.
-    assert manifest["key"] == [] and list(scored.columns) == ["prediction", "y", "residual"]
+    # Preprocess writes the spec's row key (id) into the parts: it leads the output.
+    assert manifest["key"] == ["id"]
+    assert list(scored.columns) == ["id", "prediction", "y", "residual"]
     # Metrics equal train's test metrics on the same split.
     for name in ("rmse", "mae", "r2"):
         assert manifest["metrics"][name] == pytest.approx(meta["metrics"][name], rel=1e-9)
@@ -91,8 +92,8 @@ def test_a_tampered_model_is_refused_and_nothing_is_published(pipeline, score, t
 
 
 def _with_id_and_a_hole(pipeline, tmp_path: Path, row: int, column: str) -> tuple[Path, Path]:
-    """A copy of the prepared dataset whose first test part has an ``id`` column and one
-    missing feature cell; returns (dataset, that part)."""
+    """A copy of the prepared dataset whose first test part has ``id`` = 1000, 1001, ... (the
+    other parts 0, 1, ...) and one missing feature cell; returns (dataset, that part)."""
 
     data = tmp_path / "prepared"
     shutil.copytree(pipeline.prepared, data)
@@ -103,16 +104,19 @@ def _with_id_and_a_hole(pipeline, tmp_path: Path, row: int, column: str) -> tupl
     values = table.column(column).to_numpy().copy()
     values[row] = np.nan
     table = table.set_column(table.schema.get_field_index(column), column, pa.array(values))
-    table = table.add_column(0, "id", ids)
-    # Every other test part gets the key too, so that --key id works across the split.
-    pq.write_table(table, part)
+    pq.write_table(_with_id(table, ids), part)
     for entry in manifest["splits"]["test"][1:]:
         other = pq.read_table(data / entry["path"])
-        n = other.num_rows
-        pq.write_table(
-            other.add_column(0, "id", pa.array(np.arange(n, dtype=np.int64))), data / entry["path"]
-        )
+        ids = pa.array(np.arange(other.num_rows, dtype=np.int64))
+        pq.write_table(_with_id(other, ids), data / entry["path"])
     return data, part
+
+
+def _with_id(table: pa.Table, ids: pa.Array) -> pa.Table:
+    """The part with these ids (preprocess writes the spec's key column ``id`` into parts)."""
+    if "id" in table.column_names:
+        return table.set_column(table.schema.get_field_index("id"), "id", ids)
+    return table.add_column(0, "id", ids)
 
 
 def test_rows_with_a_missing_feature_are_skipped_and_reported(pipeline, score, helpers, tmp_path):
