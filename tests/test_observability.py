@@ -107,8 +107,7 @@ def load(base: str, manifest: dict, stop: threading.Event) -> dict:
         kind = rng.random()
         if kind < 0.8:
             rows = [
-                {f: value(rng, manifest, f) for f in features}
-                for _ in range(rng.randint(1, 50))
+                {f: value(rng, manifest, f) for f in features} for _ in range(rng.randint(1, 50))
             ]
             r = session.post(f"{base}/predict", json={"instances": rows}, timeout=10)
         elif kind < 0.9:
@@ -134,9 +133,7 @@ class Load:
         self.stop = threading.Event()
         self.counts: dict = {}
         self.thread = threading.Thread(
-            target=lambda: self.counts.update(
-                load(service.url, manifest, self.stop)
-            ),
+            target=lambda: self.counts.update(load(service.url, manifest, self.stop)),
             daemon=True,
         )
         self.thread.start()
