@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +76,23 @@ def joblib_bytes(obj: Any) -> bytes:
     buffer = io.BytesIO()
     joblib.dump(obj, buffer)
     return buffer.getvalue()
+
+
+def wsgi_schema(publish_model: Callable[[Path], Any], prefix: str) -> Any:
+    """schemathesis' schema of an app serving the model ``publish_model`` writes (WSGI, no
+    server); a refused body (413 too, the issue asks for it) is a rejection like 400/422."""
+    import schemathesis
+    from schemathesis.config import SchemathesisConfig
+
+    from regpipe_predict.app import create_app
+    from regpipe_predict.settings import Settings
+
+    models = Path(tempfile.mkdtemp(prefix=prefix))
+    publish_model(models)
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    app = create_app(Settings(model_uri=str(models / NAME), model_poll_interval=0, max_rows=50))
+    rejected = [400, 401, 403, 404, 405, 406, 409, 413, 415, 422, 428, 429]
+    config = SchemathesisConfig.from_dict(
+        {"checks": {"negative_data_rejection": {"expected-statuses": rejected}}}
+    )
+    return schemathesis.openapi.from_wsgi("/openapi.json", app, config=config)

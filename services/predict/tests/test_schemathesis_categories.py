@@ -3,34 +3,13 @@ schema violations, schema-valid records accepted."""
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
-
 import schemathesis
 from category_helpers import publish_categories
 from hypothesis import HealthCheck, settings
-from predict_helpers import NAME
-from schemathesis.config import SchemathesisConfig
+from predict_helpers import wsgi_schema
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from regpipe_predict.app import create_app
-from regpipe_predict.settings import Settings
-
-_models = Path(tempfile.mkdtemp(prefix="regpipe-st-cat-"))
-publish_categories(_models)
-os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
-app = create_app(Settings(model_uri=str(_models / NAME), model_poll_interval=0, max_rows=50))
-config = SchemathesisConfig.from_dict(
-    {
-        "checks": {
-            "negative_data_rejection": {
-                "expected-statuses": [400, 401, 403, 404, 405, 406, 409, 413, 415, 422, 428, 429]
-            }
-        }
-    }
-)
-schema = schemathesis.openapi.from_wsgi("/openapi.json", app, config=config)
+schema = wsgi_schema(publish_categories, "regpipe-st-cat-")
 
 
 @schema.parametrize()
