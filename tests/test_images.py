@@ -310,8 +310,17 @@ def wait_ready(url: str, seconds: float = 120) -> requests.Response:
 
 def instances(data: Path, n: int = 3) -> tuple[dict, list[str]]:
     manifest = json.loads((data / "prepared" / "flights" / "manifest.json").read_text())
-    features = list(manifest["features"])
-    rows = [{f: manifest["features"][f]["mean"] + i for f in features} for i in range(n)]
+    features = manifest.get("feature_order") or list(manifest["features"])
+    levels = manifest.get("categories", {})
+    rows = [
+        {
+            f: levels[f]["kept"][i % len(levels[f]["kept"])]
+            if f in levels
+            else manifest["features"][f]["mean"] + i
+            for f in features
+        }
+        for i in range(n)
+    ]
     return {"instances": rows}, features
 
 
@@ -500,7 +509,8 @@ def test_preprocess_and_train_images_on_flights(pipeline: Path) -> None:
     assert manifest["rows_train"] > 200_000
     latest = (pipeline / "models" / "flights" / "LATEST").read_text().strip()
     metadata = json.loads((pipeline / "models" / "flights" / latest / "metadata.json").read_text())
-    assert metadata["features"] == list(manifest["features"])
+    assert metadata["features"] == manifest["feature_order"]
+    assert {"carrier", "origin", "dest"} <= set(metadata["categories"])
 
 
 @pytest.mark.timeout(1200)
