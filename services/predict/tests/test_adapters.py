@@ -139,3 +139,31 @@ def test_serve_openapi_json_fails_loudly_without_the_endpoint() -> None:
     app = Flask(__name__)
     with pytest.raises(KeyError, match=r"api-docs\.openapi_json"):
         flask_adapter.serve_openapi_json(app, lambda: {})
+
+
+# --- gunicorn, gevent (regpipe_predict.worker) -------------------------------------------------
+
+
+def test_gunicorn_gevent_worker_hooks_the_worker_overrides() -> None:
+    """worker.Worker overrides GeventWorker.patch/handle_request/run and calls ``handle`` with
+    a listener first; DrainingServer drains with StreamServer's do_read/do_handle/full."""
+    import inspect
+
+    from gevent.server import StreamServer
+    from gunicorn import sock
+    from gunicorn.workers.ggevent import GeventWorker
+
+    from regpipe_predict.worker import DrainingServer, Worker
+
+    for name in ("patch", "handle_request", "run", "handle", "notify"):
+        assert callable(getattr(GeventWorker, name, None)), f"GeventWorker.{name} is gone"
+    params = list(inspect.signature(GeventWorker.handle_request).parameters)
+    assert params == ["self", "listener_name", "req", "sock", "addr"], params
+    assert list(inspect.signature(GeventWorker.handle).parameters)[:2] == ["self", "listener"]
+    for cls in (sock.TCPSocket, sock.TCP6Socket, sock.UnixSocket):
+        assert isinstance(cls.FAMILY, int), f"gunicorn's {cls.__name__} has no FAMILY"
+    source = inspect.getsource(sock.BaseSocket.__init__)
+    assert "self.sock = " in source, "gunicorn's listener wrapper no longer holds .sock"
+    for name in ("do_read", "do_handle", "full", "stop_accepting", "close"):
+        assert callable(getattr(StreamServer, name, None)), f"StreamServer.{name} is gone"
+    assert issubclass(Worker, GeventWorker) and issubclass(DrainingServer, StreamServer)
