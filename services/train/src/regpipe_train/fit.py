@@ -255,7 +255,8 @@ def _run_epoch(
             window.clear()
             if len(window_parts) > 1:
                 block = block.take(mix_order(settings.seed, epoch, windows, len(block)))
-            where = ", ".join(p.url for p in window_parts)
+            more = len(window_parts) - 1
+            where = window_parts[0].url + (f" (mixed with {more} more)" if more else "")
             _fit_rows(state, block, settings, dataset, epoch, where)
             window_parts.clear()
             windows += 1
