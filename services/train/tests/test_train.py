@@ -138,7 +138,7 @@ def test_flags_fall_back_to_environment(make_dataset, train, monkeypatch, tmp_pa
 
 def test_help_documents_every_environment_variable(capsys):
     from regpipe_train.cli import main
-    from regpipe_train.settings import ENV_VARS
+    from regpipe_train.settings import SCHEMA
 
     with pytest.raises(SystemExit) as exc:
         main(["--help"])
@@ -146,8 +146,8 @@ def test_help_documents_every_environment_variable(capsys):
     text = " ".join(capsys.readouterr().out.split())
     for flag in ("--data", "--models", "--name", "--epochs", "--batch-size", "--seed", "--resume"):
         assert flag in text
-    for var in ENV_VARS.values():
-        assert var in text
+    for setting in SCHEMA.settings.values():
+        assert setting.env in text
 
 
 def _published_nothing(run) -> bool:
