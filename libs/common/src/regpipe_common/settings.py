@@ -223,7 +223,7 @@ class Schema:
             flag = f"`{s.flag}`" if s.type is not bool else f"`{s.flag}`, `--no-{s.flag[2:]}`"
             choices = f" (`{'`, `'.join(s.choices)}`)" if s.choices else ""
             default = "(required)" if s.required else f"`{s.shown_default()}`"
-            help_text = s.help.replace("|", "\\|")
+            help_text = s.help.replace("|", "\\|").replace("<", "\\<")
             lines.append(f"| {flag} | `{s.env}` | {default} | {help_text}{choices} |")
         return "\n".join(lines) + "\n"
 

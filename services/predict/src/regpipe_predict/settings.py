@@ -30,7 +30,7 @@ SCHEMA = Schema(
         "worker_class",
         str,
         "gevent",
-        "gevent (a greenlet per connection) or gthread (gunicorn's threads)",
+        "gunicorn workers: a greenlet per connection (gevent) or threads (gthread)",
         "WORKER_CLASS",
         choices=tuple(WORKER_CLASSES),
     ),
