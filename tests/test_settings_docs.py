@@ -76,7 +76,7 @@ def _two_values(s: Setting) -> tuple[str, str]:
     if s.type is bool:
         return ("true", "false")
     if s.choices:
-        return ([c for c in s.choices if c != s.default][0], s.default)
+        return (next(c for c in s.choices if c != s.default), s.default)
     if s.multiple:
         return ("a,b", "c")
     if s.type is str:
