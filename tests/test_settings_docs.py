@@ -153,5 +153,20 @@ def write_readmes() -> None:
         path.write_text(text[:start] + schema(service).markdown_table() + text[start + len(old) :])
 
 
+def test_predict_flags_reach_the_environment_gunicorn_workers_read(monkeypatch) -> None:
+    from regpipe_predict.cli import build_parser, export_flags
+    from regpipe_predict.settings import from_env
+
+    monkeypatch.setenv("MODEL_URI", "/models/m")
+    monkeypatch.setenv("PORT", "9000")
+    monkeypatch.setenv("ACCESS_LOG", "false")
+    monkeypatch.setenv("WEB_CONCURRENCY", "3")
+    export_flags(build_parser().parse_args(["--port", "9100", "--access-log"]))
+    s = from_env()
+    assert (s.model_uri, s.port, s.access_log, s.workers) == ("/models/m", 9100, True, 3)
+    with pytest.raises(RegpipeError, match=r"^--workers / WEB_CONCURRENCY='0' must be at least 1"):
+        export_flags(build_parser().parse_args(["--workers", "0"]))
+
+
 if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
     write_readmes()
