@@ -254,7 +254,8 @@ def test_bad_input_is_a_clear_error_and_publishes_nothing(case, copy_dataset, tr
 def test_bad_settings_are_refused(make_dataset, train, capsys):
     run = train(make_dataset(20_000), "--validation-fraction", "0.9")
     assert run.code == 2
-    assert "--validation-fraction must be in (0, 0.5)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--validation-fraction / TRAIN_VALIDATION_FRACTION='0.9' must be in (0, 0.5)" in err
     assert run.latest is None
 
 
