@@ -12,9 +12,8 @@ from typing import Any
 from regpipe_common.settings import Schema, Setting
 
 RESUME_HELP = (
-    "continue from the checkpoint of the same run (same dataset and training parameters), "
-    "written after each completed epoch and removed once the model is published; "
-    "start over when there is none"
+    "continue from the checkpoint of the same run (same dataset and training parameters) "
+    "saved after each completed epoch; start over if there is none"
 )
 
 SCHEMA = Schema(
