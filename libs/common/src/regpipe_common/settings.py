@@ -154,11 +154,8 @@ class Setting:
         return RegpipeError(f"{self.label}={raw!r} {problem}")
 
     def help_text(self) -> str:
-        choices = f" ({'|'.join(self.choices)})" if self.choices else ""
-        default = self.shown_default()
-        text = f"{self.help}{choices} [env {self.env}; " + (
-            "required]" if self.required else f"default: {default}]"
-        )
+        shown = "required" if self.required else f"default: {self.shown_default()}"
+        text = f"{self.help} [env {self.env}; {shown}]"  # choices: in the metavar
         return text.replace("%", "%%")  # argparse formats help with %
 
 
