@@ -430,8 +430,8 @@ def test_images_are_slim_and_non_root(podman_env: dict, images: dict) -> None:
             "--help",
             check=False,
         )
-        if service != "predict":  # regpipe-predict is gunicorn: no --help
-            assert helped.returncode == 0, helped.stderr
+        assert helped.returncode == 0, helped.stderr  # regpipe-predict too: help, no gunicorn
+        assert f"usage: regpipe-{service}" in helped.stdout
 
 
 def locked_versions() -> dict[str, str]:

@@ -121,15 +121,19 @@ def test_worker_class_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     monkeypatch.setenv("WORKER_CLASS", "gthread")
     assert from_env().worker_class == "gthread"
     monkeypatch.setenv("WORKER_CLASS", "sync")
-    with pytest.raises(RegpipeError, match="WORKER_CLASS=sync must be one of: gevent, gthread"):
+    with pytest.raises(
+        RegpipeError, match="--worker-class / WORKER_CLASS='sync' is not one of: gevent, gthread"
+    ):
         from_env()
     monkeypatch.setenv("WORKER_CLASS", "gevent")
     monkeypatch.setenv("WORKER_CONNECTIONS", "0")
-    with pytest.raises(RegpipeError, match="WORKER_CONNECTIONS=0 must be at least 1"):
+    with pytest.raises(
+        RegpipeError, match="--worker-connections / WORKER_CONNECTIONS='0' must be at least 1"
+    ):
         from_env()
     env = {**os.environ, "WORKER_CONNECTIONS": "1", "WORKER_CLASS": "eventlet"}
     done = subprocess.run(
         [str(BIN / "regpipe-predict")], env=env, capture_output=True, text=True, timeout=60
     )
-    assert done.returncode == 2 and "WORKER_CLASS=eventlet must be one of" in done.stderr
+    assert done.returncode == 2 and "WORKER_CLASS='eventlet' is not one of" in done.stderr
     assert "Traceback" not in done.stderr

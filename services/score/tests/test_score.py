@@ -170,7 +170,10 @@ def test_on_missing_fail_names_file_row_and_column(pipeline, score, tmp_path):
     ("flags", "message"),
     [
         (["--key", "nope"], "--key column(s) nope missing"),
-        (["--on-missing", "drop"], "invalid choice: 'drop'"),
+        (
+            ["--on-missing", "drop"],
+            "--on-missing / SCORE_ON_MISSING='drop' is not one of: skip, fail",
+        ),
     ],
 )
 def test_bad_flags_are_refused(pipeline, score, tmp_path, flags, message):

@@ -138,7 +138,7 @@ def test_flags_fall_back_to_environment(make_dataset, train, monkeypatch, tmp_pa
 
 def test_help_documents_every_environment_variable(capsys):
     from regpipe_train.cli import main
-    from regpipe_train.settings import ENV_VARS
+    from regpipe_train.settings import SCHEMA
 
     with pytest.raises(SystemExit) as exc:
         main(["--help"])
@@ -146,8 +146,8 @@ def test_help_documents_every_environment_variable(capsys):
     text = " ".join(capsys.readouterr().out.split())
     for flag in ("--data", "--models", "--name", "--epochs", "--batch-size", "--seed", "--resume"):
         assert flag in text
-    for var in ENV_VARS.values():
-        assert var in text
+    for setting in SCHEMA.settings.values():
+        assert setting.env in text
 
 
 def _published_nothing(run) -> bool:
@@ -254,7 +254,8 @@ def test_bad_input_is_a_clear_error_and_publishes_nothing(case, copy_dataset, tr
 def test_bad_settings_are_refused(make_dataset, train, capsys):
     run = train(make_dataset(20_000), "--validation-fraction", "0.9")
     assert run.code == 2
-    assert "--validation-fraction must be in (0, 0.5)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--validation-fraction / TRAIN_VALIDATION_FRACTION='0.9' must be in (0, 0.5)" in err
     assert run.latest is None
 
 

@@ -3,38 +3,52 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
-from regpipe_common.errors import RegpipeError
+from regpipe_common.cli import run_command
 from regpipe_common.version import add_version_flag
 
-from . import settings
+from .settings import SCHEMA
+
+PROG = "regpipe-predict"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """``--help`` (the settings table of :mod:`.settings`) and ``--version``; no other flags."""
+    """One flag per setting of :data:`.settings.SCHEMA`, ``--help`` and ``--version``."""
     parser = argparse.ArgumentParser(
-        prog="regpipe-predict",
+        prog=PROG,
         description=__doc__,
-        epilog=settings.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Every flag falls back to the environment variable shown. Also: "
+        "PROMETHEUS_MULTIPROC_DIR (workers' metric files; default a new temporary folder, "
+        "emptied at start), LOG_LEVEL, LOG_FORMAT (text|json).",
     )
-    add_version_flag(parser, "regpipe-predict")
+    SCHEMA.add_arguments(parser)
+    add_version_flag(parser, PROG)
     return parser
+
+
+def export_flags(args: argparse.Namespace) -> None:
+    """Check every setting, then put the flags given into the environment gunicorn's master
+    and workers read (a flag wins over its variable)."""
+    SCHEMA.resolve(args)
+    for name, value in vars(args).items():
+        if name in SCHEMA.settings and value is not None:
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            os.environ[SCHEMA[name].env] = text
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run gunicorn in this process with :mod:`.gunicorn_conf`; returns when it stops."""
-    build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        # Reads the settings and sets PROMETHEUS_MULTIPROC_DIR before prometheus_client loads.
-        from . import gunicorn_conf
-    except RegpipeError as exc:
-        print(f"regpipe-predict: {exc}", file=sys.stderr)
-        return 2
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    code = run_command(PROG, lambda: _configure(args))
+    if code:
+        return code
 
     from gunicorn.app.base import BaseApplication
+
+    from . import gunicorn_conf
 
     class PredictApplication(BaseApplication):
         def load_config(self) -> None:
@@ -48,6 +62,14 @@ def main(argv: list[str] | None = None) -> int:
             return create_app()
 
     PredictApplication().run()
+    return 0
+
+
+def _configure(args: argparse.Namespace) -> int:
+    export_flags(args)
+    # Reads the settings and sets PROMETHEUS_MULTIPROC_DIR before prometheus_client loads.
+    from . import gunicorn_conf  # noqa: F401
+
     return 0
 
 

@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-
-from dask.utils import parse_bytes
 
 from regpipe_common.errors import RegpipeError
 from regpipe_common.log import configure_logging
-from regpipe_common.settings import convert
 from regpipe_common.version import add_version_flag
 
 from .job import run
-from .settings import OPTIONS, Settings
-
-TYPES = {
-    "test_fraction": float,
-    "seed": int,
-    "max_rejected_fraction": float,
-    "progress_interval": float,
-}
+from .settings import SCHEMA, Settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,41 +23,20 @@ def build_parser() -> argparse.ArgumentParser:
         "DASK_N_WORKERS, DASK_THREADS_PER_WORKER, DASK_LOCAL_PROCESSES. "
         "Logging: LOG_LEVEL, LOG_FORMAT (text|json).",
     )
-    for name, (env, default, text) in OPTIONS.items():
-        value = os.environ.get(env) or default
-        required = value is None
-        parser.add_argument(
-            "--" + name.replace("_", "-"),
-            dest=name,
-            default=value,
-            required=required,
-            help=f"{text} [env {env}" + ("" if required else f", default {default}") + "]",
-        )
+    SCHEMA.add_arguments(parser)
     add_version_flag(parser, "regpipe-preprocess")
     return parser
 
 
 def parse_settings(argv: list[str] | None) -> Settings:
-    parser = build_parser()
-    args = vars(parser.parse_args(argv))
-    try:
-        for name, kind in TYPES.items():
-            flag = "--" + name.replace("_", "-")
-            args[name] = convert(flag, OPTIONS[name][0], args[name], kind)
-        args["blocksize"] = int(parse_bytes(str(args["blocksize"])))
-    except (RegpipeError, ValueError) as exc:
-        parser.error(str(exc))
-    if not 0 < args["test_fraction"] < 1:
-        parser.error("--test-fraction must be between 0 and 1")
-    if not 0 <= args["max_rejected_fraction"] <= 1:
-        parser.error("--max-rejected-fraction must be between 0 and 1")
-    return Settings(**args)
+    """The typed settings: flag > environment variable > default (RegpipeError if bad)."""
+    return Settings(**SCHEMA.resolve(build_parser().parse_args(argv)))
 
 
 def main(argv: list[str] | None = None) -> int:
     configure_logging()
-    settings = parse_settings(argv)
     try:
+        settings = parse_settings(argv)
         manifest = run(settings)
     except RegpipeError as exc:
         print(f"regpipe-preprocess: error: {exc}", file=sys.stderr)

@@ -1,37 +1,75 @@
-"""The preprocess job's configuration: every flag has an environment variable and a default."""
+"""The preprocess job's settings, each declared once: flag, environment variable, default, help.
+
+A flag wins over the environment variable, which wins over the default. The README's
+preprocess settings table is :data:`SCHEMA`'s ``markdown_table()``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dask.utils import parse_bytes
 
-# flag -> (environment variable, default, help)
-OPTIONS: dict[str, tuple[str, object, str]] = {
-    "input": (
-        "PREPROCESS_INPUT",
+from regpipe_common.settings import Schema, Setting
+
+
+def byte_size(raw: str) -> int:
+    """``16MiB``, ``64MB``, ``1048576``: a number of bytes."""
+    return int(parse_bytes(raw))
+
+
+SCHEMA = Schema(
+    Setting(
+        "input",
+        str,
         None,
         "CSV (plain or .gz) or Parquet input: a file, a glob or a folder; any fsspec URL",
+        "PREPROCESS_INPUT",
+        required=True,
     ),
-    "spec": ("PREPROCESS_SPEC", None, "dataset spec (YAML)"),
-    "output": ("PREPROCESS_OUTPUT", None, "output folder or URL prefix for the prepared dataset"),
-    "test_fraction": ("PREPROCESS_TEST_FRACTION", 0.2, "fraction of rows in the test split"),
-    "seed": ("PREPROCESS_SEED", 0, "seed of the split's row hash"),
-    "max_rejected_fraction": (
-        "PREPROCESS_MAX_REJECTED_FRACTION",
+    Setting("spec", str, None, "dataset spec (YAML)", "PREPROCESS_SPEC", required=True),
+    Setting(
+        "output",
+        str,
+        None,
+        "output folder or URL prefix for the prepared dataset",
+        "PREPROCESS_OUTPUT",
+        required=True,
+    ),
+    Setting(
+        "test_fraction",
+        float,
+        0.2,
+        "fraction of rows in the test split",
+        "PREPROCESS_TEST_FRACTION",
+        minimum=0,
+        maximum=1,
+        exclusive=True,
+    ),
+    Setting("seed", int, 0, "seed of the split's row hash", "PREPROCESS_SEED"),
+    Setting(
+        "max_rejected_fraction",
+        float,
         0.01,
         "fail when more than this fraction of rows is malformed",
+        "PREPROCESS_MAX_REJECTED_FRACTION",
+        minimum=0,
+        maximum=1,
     ),
-    "blocksize": ("PREPROCESS_BLOCKSIZE", "16MiB", "bytes of CSV per Dask task"),
-    "progress_interval": ("PREPROCESS_PROGRESS_INTERVAL", 5.0, "seconds between progress lines"),
-}
+    Setting(
+        "blocksize",
+        byte_size,
+        16 * 2**20,
+        "bytes of CSV per Dask task",
+        "PREPROCESS_BLOCKSIZE",
+        shown="16MiB",
+        expected="a byte size",
+    ),
+    Setting(
+        "progress_interval",
+        float,
+        5.0,
+        "seconds between progress lines",
+        "PREPROCESS_PROGRESS_INTERVAL",
+    ),
+)
 
-
-@dataclass(frozen=True)
-class Settings:
-    input: str
-    spec: str
-    output: str
-    test_fraction: float = 0.2
-    seed: int = 0
-    max_rejected_fraction: float = 0.01
-    blocksize: int = 16 * 2**20
-    progress_interval: float = 5.0
+Settings = SCHEMA.dataclass("Settings")

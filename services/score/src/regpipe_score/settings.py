@@ -1,76 +1,77 @@
-"""The score service's configuration: every setting, its environment variable and its default.
+"""The score service's settings, each declared once: flag, environment variable, default, help.
 
-The CLI takes each of these as a flag too; a flag wins over the environment.
+A flag wins over the environment variable, which wins over the default. The README's score
+settings table is :data:`SCHEMA`'s ``markdown_table()``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from regpipe_common.errors import RegpipeError
-from regpipe_common.settings import env_str
+from regpipe_common.settings import Schema, Setting
 
-# Setting name -> environment variable, in --help order.
-ENV_VARS: dict[str, str] = {
-    "input": "SCORE_INPUT",
-    "model": "SCORE_MODEL",
-    "output": "SCORE_OUTPUT",
-    "key": "SCORE_KEY",
-    "on_missing": "SCORE_ON_MISSING",
-    "spec": "SCORE_SPEC",
-}
 ON_MISSING = ("skip", "fail")
 
+SCHEMA = Schema(
+    Setting(
+        "input",
+        str,
+        None,
+        "a prepared dataset's split to score (<prepared>/test or <prepared>/train), or with "
+        "--spec raw CSV (plain or .gz) or Parquet input: a file, a glob or a folder",
+        "SCORE_INPUT",
+        required=True,
+    ),
+    Setting(
+        "model",
+        str,
+        None,
+        "model folder <models>/<name> (follows LATEST) or <models>/<name>@<version>",
+        "SCORE_MODEL",
+        required=True,
+    ),
+    Setting(
+        "output",
+        str,
+        None,
+        "folder or URL for part-*.parquet and manifest.json (written last)",
+        "SCORE_OUTPUT",
+        required=True,
+    ),
+    Setting(
+        "key",
+        str,
+        (),
+        "key column(s) copied to the output (default: the spec's row key when the parts hold "
+        "it); the variable is comma-separated",
+        "SCORE_KEY",
+        multiple=True,
+    ),
+    Setting(
+        "on_missing",
+        str,
+        "skip",
+        "a row with a missing or non-finite feature: skip it (counted in rows_rejected) or "
+        "fail the job naming file, row and column",
+        "SCORE_ON_MISSING",
+        choices=ON_MISSING,
+    ),
+    Setting(
+        "spec",
+        str,
+        "",
+        "dataset spec (YAML) of raw input, validated and cleaned as regpipe-preprocess does "
+        "(malformed rows go to rejected/rejected.jsonl)",
+        "SCORE_SPEC",
+    ),
+)
 
-@dataclass(frozen=True)
-class ScoreSettings:
-    """What one scoring run needs to know."""
-
-    input: str
-    model: str
-    output: str
-    key: tuple[str, ...] = ()
-    on_missing: str = "skip"
-    spec: str = ""  # a dataset spec: --input is raw CSV/Parquet files, not a prepared split
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "key", tuple(self.key or ()))
-        self.validate()
-
-    def validate(self) -> None:
-        """Refuse values that cannot work, naming the setting."""
-        checks = [
-            (bool(self.input), "--input (SCORE_INPUT) is required"),
-            (bool(self.model), "--model (SCORE_MODEL) is required"),
-            (bool(self.output), "--output (SCORE_OUTPUT) is required"),
-            (
-                self.on_missing in ON_MISSING,
-                f"--on-missing must be one of {', '.join(ON_MISSING)}, got {self.on_missing!r}",
-            ),
-            (
-                len(set(self.key)) == len(self.key) and all(self.key),
-                f"--key names must be distinct and non-empty, got {list(self.key)}",
-            ),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise RegpipeError(message)
+ScoreSettings = SCHEMA.dataclass("ScoreSettings")
 
 
-def parse_key(raw: str | None) -> list[str]:
-    """``SCORE_KEY``: comma-separated column names."""
-    return [name.strip() for name in (raw or "").split(",") if name.strip()]
-
-
-def env_defaults() -> dict[str, Any]:
-    """Every setting's value from the environment, or its default."""
-    d = ScoreSettings.__dataclass_fields__
-    return {
-        "input": env_str(ENV_VARS["input"]),
-        "model": env_str(ENV_VARS["model"]),
-        "output": env_str(ENV_VARS["output"]),
-        "key": parse_key(env_str(ENV_VARS["key"])),
-        "on_missing": env_str(ENV_VARS["on_missing"], d["on_missing"].default),
-        "spec": env_str(ENV_VARS["spec"], d["spec"].default),
-    }
+def load(values: dict[str, Any]) -> ScoreSettings:
+    """:data:`ScoreSettings` from resolved values; repeated ``--key`` names are refused."""
+    key = values["key"]
+    if len(set(key)) != len(key):
+        raise SCHEMA["key"].error(",".join(key), "names a column twice")
+    return ScoreSettings(**values)
