@@ -32,6 +32,7 @@ import numpy as np
 from prometheus_client import Counter, Histogram
 
 from . import oip
+from .adapters import gunicorn
 from .dataplane import Answer, DataPlane
 from .errors import ApiError
 from .http_io import REFUSED, server_timing
@@ -59,10 +60,11 @@ ALIGN = 8  # binary tensors are read in place: their first byte on an 8-byte bou
 
 
 def read_body(environ: dict[str, Any], length: int) -> bytes | memoryview:
-    """The body (short if the client stopped early). A large binary-extension body is read
-    ``READ_PIECE`` at a time into one buffer: gunicorn copies a single large read several
-    times over, and the buffer is placed so that the tensors after the JSON header start
-    8-byte aligned (numpy reads them in place)."""
+    """The body (short if the client stopped early). A large binary-extension body goes into
+    one buffer, placed so that the tensors after the JSON header start 8-byte aligned (numpy
+    reads them in place): received there from gunicorn's socket
+    (:func:`.adapters.gunicorn.read_into`), else read ``READ_PIECE`` at a time (gunicorn
+    copies a single large read several times over)."""
     stream = environ["wsgi.input"]
     header = environ.get(oip.HEADER_LENGTH_ENVIRON, "")
     if length <= READ_PIECE or not header.isdigit():
@@ -72,6 +74,9 @@ def read_body(environ: dict[str, Any], length: int) -> bytes | memoryview:
     base = np.frombuffer(buffer, np.uint8).ctypes.data
     pad = -(base + tensors_at) % ALIGN
     view = memoryview(buffer)[pad : pad + length]
+    done = gunicorn.read_into(stream, view)  # gunicorn's socket: received in place
+    if done is not None:
+        return view[:done]
     done = 0
     while done < length and (piece := stream.read(min(READ_PIECE, length - done))):
         view[done : done + len(piece)] = piece
