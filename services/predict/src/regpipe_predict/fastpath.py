@@ -59,16 +59,24 @@ READ_PIECE = 1 << 20  # bytes per read of a large body (gunicorn's largest recv)
 ALIGN = 8  # binary tensors are read in place: their first byte on an 8-byte boundary
 
 
-def read_body(environ: dict[str, Any], length: int) -> bytes | memoryview:
-    """The body (short if the client stopped early). A large binary-extension body goes into
-    one buffer, placed so that the tensors after the JSON header start 8-byte aligned (numpy
-    reads them in place): received there from gunicorn's socket
-    (:func:`.adapters.gunicorn.read_into`), else read ``READ_PIECE`` at a time (gunicorn
-    copies a single large read several times over)."""
+def read_body(environ: dict[str, Any], length: int) -> bytes | bytearray | memoryview:
+    """The body (short if the client stopped early). A large body goes into one buffer,
+    received there from gunicorn's socket (:func:`.adapters.gunicorn.read_into`; gunicorn's
+    own reads copy every piece several times over), else read ``READ_PIECE`` at a time: a
+    JSON body as a ``bytearray`` (orjson parses it as it is), a binary-extension body placed
+    so that the tensors after its JSON header start 8-byte aligned (numpy reads them in
+    place)."""
     stream = environ["wsgi.input"]
-    header = environ.get(oip.HEADER_LENGTH_ENVIRON, "")
-    if length <= READ_PIECE or not header.isdigit():
+    if length <= READ_PIECE:
         return stream.read(length)
+    header = environ.get(oip.HEADER_LENGTH_ENVIRON, "")
+    if not header.isdigit():  # JSON: no alignment to keep
+        whole = bytearray(length)
+        done = gunicorn.read_into(stream, memoryview(whole))
+        if done is None:
+            return stream.read(length)
+        del whole[done:]
+        return whole
     tensors_at = int(header)
     buffer = bytearray(length + ALIGN)
     base = np.frombuffer(buffer, np.uint8).ctypes.data
