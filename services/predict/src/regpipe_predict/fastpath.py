@@ -60,17 +60,15 @@ ALIGN = 8  # binary tensors are read in place: their first byte on an 8-byte bou
 
 
 def read_body(environ: dict[str, Any], length: int) -> bytes | bytearray | memoryview:
-    """The body (short if the client stopped early). A large body goes into one buffer,
-    received there from gunicorn's socket (:func:`.adapters.gunicorn.read_into`; gunicorn's
-    own reads copy every piece several times over), else read ``READ_PIECE`` at a time: a
-    JSON body as a ``bytearray`` (orjson parses it as it is), a binary-extension body placed
-    so that the tensors after its JSON header start 8-byte aligned (numpy reads them in
-    place)."""
+    """The body (short if the client stopped early), received from gunicorn's socket into
+    one buffer (:func:`.adapters.gunicorn.read_into`: gunicorn's own reads copy every piece
+    through several ``BytesIO`` buffers), else read from the stream: a ``bytearray`` (orjson
+    parses it as it is), or for a large binary-extension body a buffer placed so that the
+    tensors after its JSON header start 8-byte aligned (numpy reads them in place), read
+    ``READ_PIECE`` at a time when not from gunicorn."""
     stream = environ["wsgi.input"]
-    if length <= READ_PIECE:
-        return stream.read(length)
     header = environ.get(oip.HEADER_LENGTH_ENVIRON, "")
-    if not header.isdigit():  # JSON: no alignment to keep
+    if length <= READ_PIECE or not header.isdigit():  # no alignment to keep
         whole = bytearray(length)
         done = gunicorn.read_into(stream, memoryview(whole))
         if done is None:
