@@ -167,3 +167,74 @@ def test_gunicorn_gevent_worker_hooks_the_worker_overrides() -> None:
     for name in ("do_read", "do_handle", "full", "stop_accepting", "close"):
         assert callable(getattr(StreamServer, name, None)), f"StreamServer.{name} is gone"
     assert issubclass(Worker, GeventWorker) and issubclass(DrainingServer, StreamServer)
+
+
+# --- gunicorn (regpipe_predict.adapters.gunicorn) ----------------------------------------------
+
+
+def _gunicorn_body(sock: Any, length: int) -> Any:
+    from gunicorn.http.body import Body, LengthReader
+    from gunicorn.http.unreader import SocketUnreader
+
+    unreader = SocketUnreader(sock)
+    return unreader, Body(LengthReader(unreader, length))
+
+
+@pytest.mark.parametrize("ahead", [0, 100, 5000])
+def test_read_into_receives_a_gunicorn_body_in_place(ahead: int) -> None:
+    """read_into takes gunicorn's read-ahead, receives the rest into the buffer, leaves a
+    pipelined next request to gunicorn and the body consumed (as Body.read would)."""
+    import socket
+    import threading
+
+    from regpipe_predict.adapters.gunicorn import read_into
+
+    body = np.random.default_rng(0).bytes(3 << 20)
+    after = b"GET /next HTTP/1.1\r\n\r\n"
+    server, client = socket.socketpair()
+    with server, client:
+        sender = threading.Thread(target=client.sendall, args=(body + after,))
+        sender.start()
+        unreader, stream = _gunicorn_body(server, len(body))
+        unreader.unread(unreader.sock.recv(ahead) if ahead else b"")  # headers' read-ahead
+        buffer = bytearray(len(body))
+        assert read_into(stream, memoryview(buffer)) == len(body)
+        sender.join()
+        assert bytes(buffer) == body
+        assert stream.read() == b""  # the body is consumed: gunicorn goes on to the next
+        assert unreader.read(len(after)) == after
+
+
+def test_read_into_refuses_other_streams() -> None:
+    """Not a gunicorn body, another length, or a body already partly read: None (the caller
+    reads the stream)."""
+    import io
+    import socket
+
+    from regpipe_predict.adapters.gunicorn import read_into
+
+    assert read_into(io.BytesIO(b"abc"), memoryview(bytearray(3))) is None
+    server, client = socket.socketpair()
+    with server, client:
+        client.sendall(b"abcdef")
+        _, stream = _gunicorn_body(server, 6)
+        assert read_into(stream, memoryview(bytearray(5))) is None
+        assert stream.read(2) == b"ab"
+        assert read_into(stream, memoryview(bytearray(4))) is None
+        assert stream.read() == b"cdef"
+
+
+def test_read_into_stops_where_the_client_stopped() -> None:
+    """A client that closes early: the bytes that came, fewer than asked."""
+    import socket
+
+    from regpipe_predict.adapters.gunicorn import read_into
+
+    server, client = socket.socketpair()
+    with server:
+        client.sendall(b"x" * 10)
+        client.close()
+        _, stream = _gunicorn_body(server, 20)
+        buffer = bytearray(20)
+        assert read_into(stream, memoryview(buffer)) == 10
+        assert buffer[:10] == b"x" * 10

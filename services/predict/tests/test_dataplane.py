@@ -136,3 +136,37 @@ def test_large_binary_body_is_read_whole_with_its_tensors_aligned(header: int) -
     assert np.frombuffer(body, "<f8", offset=header, count=10).flags.aligned
     short = {**environ, "wsgi.input": Trickle(data[:-5])}
     assert bytes(fastpath.read_body(short, len(data))) == data[:-5]
+
+
+@pytest.mark.parametrize("size", [400, 3 * 2**20])
+@pytest.mark.parametrize("header", [None, 166, 173])
+def test_body_is_received_from_gunicorns_socket(header: int | None, size: int) -> None:
+    """Over a gunicorn body (as served): the same bytes, in one buffer (large binary: the
+    tensors aligned), the body consumed, the connection's next request left to gunicorn."""
+    import socket
+    import threading
+
+    from gunicorn.http.body import Body, LengthReader
+    from gunicorn.http.unreader import SocketUnreader
+
+    data = (bytes(range(256)) * (size // 256 + 1))[:size]
+    after = b"POST /predict HTTP/1.1\r\n"
+    server, client = socket.socketpair()
+    with server, client:
+        sender = threading.Thread(target=client.sendall, args=(data + after,))
+        sender.start()
+        unreader = SocketUnreader(server)
+        unreader.unread(server.recv(1000))  # what gunicorn read past the headers
+        stream = Body(LengthReader(unreader, len(data)))
+        environ = {"wsgi.input": stream}
+        if header is not None:
+            environ["HTTP_INFERENCE_HEADER_CONTENT_LENGTH"] = str(header)
+        body = fastpath.read_body(environ, len(data))
+        sender.join()
+        assert bytes(body) == data
+        if header is None or size <= fastpath.READ_PIECE:
+            assert type(body) is bytearray  # orjson parses it as it is
+        else:
+            assert np.frombuffer(body, "<f8", offset=header, count=10).flags.aligned
+        assert stream.read() == b""
+        assert unreader.read(len(after)) == after

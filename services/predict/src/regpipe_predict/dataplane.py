@@ -120,9 +120,8 @@ def compute(model: LoadedModel, X: np.ndarray, field: str) -> tuple[np.ndarray, 
     start = time.perf_counter()
     y = np.ascontiguousarray(model.predict(X), dtype=np.float64)
     seconds = time.perf_counter() - start
-    bad = ~np.isfinite(y)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
+    if not np.isfinite(y).all():
+        row = int(np.flatnonzero(~np.isfinite(y))[0])
         message = (
             f"{field}[{row}]: the prediction overflows; the values are far outside the training "
             "range"

@@ -32,6 +32,7 @@ import numpy as np
 from prometheus_client import Counter, Histogram
 
 from . import oip
+from .adapters import gunicorn
 from .dataplane import Answer, DataPlane
 from .errors import ApiError
 from .http_io import REFUSED, server_timing
@@ -58,20 +59,30 @@ READ_PIECE = 1 << 20  # bytes per read of a large body (gunicorn's largest recv)
 ALIGN = 8  # binary tensors are read in place: their first byte on an 8-byte boundary
 
 
-def read_body(environ: dict[str, Any], length: int) -> bytes | memoryview:
-    """The body (short if the client stopped early). A large binary-extension body is read
-    ``READ_PIECE`` at a time into one buffer: gunicorn copies a single large read several
-    times over, and the buffer is placed so that the tensors after the JSON header start
-    8-byte aligned (numpy reads them in place)."""
+def read_body(environ: dict[str, Any], length: int) -> bytes | bytearray | memoryview:
+    """The body (short if the client stopped early), received from gunicorn's socket into
+    one buffer (:func:`.adapters.gunicorn.read_into`: gunicorn's own reads copy every piece
+    through several ``BytesIO`` buffers), else read from the stream: a ``bytearray`` (orjson
+    parses it as it is), or for a large binary-extension body a buffer placed so that the
+    tensors after its JSON header start 8-byte aligned (numpy reads them in place), read
+    ``READ_PIECE`` at a time when not from gunicorn."""
     stream = environ["wsgi.input"]
     header = environ.get(oip.HEADER_LENGTH_ENVIRON, "")
-    if length <= READ_PIECE or not header.isdigit():
-        return stream.read(length)
+    if length <= READ_PIECE or not header.isdigit():  # no alignment to keep
+        whole = bytearray(length)
+        done = gunicorn.read_into(stream, memoryview(whole))
+        if done is None:
+            return stream.read(length)
+        del whole[done:]
+        return whole
     tensors_at = int(header)
     buffer = bytearray(length + ALIGN)
     base = np.frombuffer(buffer, np.uint8).ctypes.data
     pad = -(base + tensors_at) % ALIGN
     view = memoryview(buffer)[pad : pad + length]
+    done = gunicorn.read_into(stream, view)  # gunicorn's socket: received in place
+    if done is not None:
+        return view[:done]
     done = 0
     while done < length and (piece := stream.read(min(READ_PIECE, length - done))):
         view[done : done + len(piece)] = piece

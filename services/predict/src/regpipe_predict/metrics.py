@@ -152,6 +152,8 @@ def value_buckets(target_stats: dict | None) -> tuple[float, ...]:
 
 def _value_histogram(model: LoadedModel) -> Histogram:
     global _value_hist
+    if _value_hist is not None:  # made once per process: no lock on every request
+        return _value_hist
     with _value_lock:
         if _value_hist is None:
             _value_hist = Histogram(
