@@ -273,16 +273,13 @@ def _fit_rows(
 ) -> None:
     """``partial_fit`` on the rows in mini-batches; the next batch is encoded (and whitened)
     in a thread meanwhile (scikit-learn's SGD loop releases the GIL)."""
-    batch, whiten, sgd = settings.batch_size, state.whitening, state.sgd
+    batch, whitening, sgd = settings.batch_size, state.whitening, state.sgd
+    whiten = whitening.rows(dataset.layout) if whitening is not None else None
     where = f"epoch {epoch + 1}, partition {parts}"
 
     def encode(start: int) -> tuple[Any, np.ndarray]:
         rows = block.take(slice(start, start + batch))
-        x = (
-            whiten.apply(rows, dataset.layout)
-            if whiten is not None
-            else rows.matrix(dataset.layout)
-        )
+        x = whiten(rows) if whiten is not None else rows.matrix(dataset.layout)
         return x, rows.y
 
     starts = range(0, len(block), batch)
