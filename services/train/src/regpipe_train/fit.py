@@ -178,18 +178,24 @@ def fit(
         w = whitening(state.gram)
         state.shift, state.transform = w.shift, w.transform
     validation: Validation | None = None
-    while state.epochs_done < settings.epochs and not state.stopped_early:
-        epoch = state.epochs_done
-        started = time.perf_counter()
-        results = _run_epoch(client, dataset, settings, state, epoch, validation is None)
-        seconds = time.perf_counter() - started
-        if results["rows"] == 0:
-            raise EmptySplitError("no train rows left to fit after holding out the validation rows")
-        if validation is None:
-            validation = _collect_validation(results["validation"], dataset)
-        _end_epoch(state, settings, validation, epoch, results["rows"], seconds)
-        if on_epoch is not None:
-            on_epoch(state)
+    loads = _Loads(client, dataset, settings, state.epochs_done)
+    try:
+        while state.epochs_done < settings.epochs and not state.stopped_early:
+            epoch = state.epochs_done
+            started = time.perf_counter()
+            results = _run_epoch(loads, dataset, settings, state, epoch, validation is None)
+            seconds = time.perf_counter() - started
+            if results["rows"] == 0:
+                raise EmptySplitError(
+                    "no train rows left to fit after holding out the validation rows"
+                )
+            if validation is None:
+                validation = _collect_validation(results["validation"], dataset)
+            _end_epoch(state, settings, validation, epoch, results["rows"], seconds)
+            if on_epoch is not None:
+                on_epoch(state)
+    finally:
+        loads.cancel()
     return state
 
 
@@ -212,45 +218,77 @@ def _gram_pass(client: Client, dataset: Dataset, settings: TrainSettings) -> np.
     return total
 
 
+class _Loads:
+    """The train partitions' loads in the order the epochs fit them, :data:`PREFETCH` ahead,
+    across the end of an epoch too (the next epoch's first partitions load while this one's
+    last rows are fitted; what a load returns depends only on ``(seed, epoch, partition)``).
+    The first epoch of the run also returns the validation rows."""
+
+    def __init__(self, client: Client, dataset: Dataset, settings: TrainSettings, first: int):
+        self.client, self.dataset, self.settings, self.first = client, dataset, settings, first
+        self.schedule = (
+            (epoch, dataset.train[i])
+            for epoch in range(first, settings.epochs)
+            for i in partition_order(settings.seed, epoch, len(dataset.train))
+        )
+        self.pending: deque[tuple[int, Part, Future]] = deque()
+        self._top_up()
+
+    def _top_up(self) -> None:
+        while len(self.pending) < PREFETCH:
+            nxt = next(self.schedule, None)
+            if nxt is None:
+                return
+            epoch, part = nxt
+            future = self.client.submit(
+                load_train_part,
+                part,
+                self.dataset,
+                self.settings.seed,
+                epoch,
+                self.settings.validation_fraction,
+                epoch == self.first,
+                pure=False,
+            )
+            self.pending.append((epoch, part, future))
+
+    def next(self, epoch: int) -> tuple[Part, dict[str, Any]]:
+        """The next partition of ``epoch`` and its loaded rows."""
+        loaded_epoch, part, future = self.pending.popleft()
+        assert loaded_epoch == epoch, (loaded_epoch, epoch)
+        self._top_up()
+        return part, future.result()
+
+    def cancel(self) -> None:
+        """Drop the loads of epochs that will not run (early stop, an error)."""
+        if self.pending:
+            self.client.cancel([future for _, _, future in self.pending])
+        self.pending.clear()
+
+
 def _run_epoch(
-    client: Client,
+    loads: _Loads,
     dataset: Dataset,
     settings: TrainSettings,
     state: FitState,
     epoch: int,
     want_validation: bool,
 ) -> dict[str, Any]:
-    parts = [dataset.train[i] for i in partition_order(settings.seed, epoch, len(dataset.train))]
-
-    def submit(part: Part) -> Future:
-        return client.submit(
-            load_train_part,
-            part,
-            dataset,
-            settings.seed,
-            epoch,
-            settings.validation_fraction,
-            want_validation,
-            pure=False,
-        )
-
     validation: dict[int, Block] = {}
     rows = 0
     window: list[Block] = []
     window_parts: list[Part] = []
     windows = 0
-    pending = deque(submit(part) for part in parts[:PREFETCH])
-    for k, part in enumerate(parts):
-        loaded = pending.popleft().result()
-        if k + PREFETCH < len(parts):
-            pending.append(submit(parts[k + PREFETCH]))
+    count = len(dataset.train)
+    for k in range(count):
+        part, loaded = loads.next(epoch)
         window.append(loaded["rows"])
         window_parts.append(part)
         rows += len(loaded["rows"])
         if want_validation:
             validation[loaded["index"]] = loaded["validation"]
         del loaded
-        if k + 1 == len(parts) or sum(b.nbytes for b in window) >= MIX_BYTES:
+        if k + 1 == count or sum(b.nbytes for b in window) >= MIX_BYTES:
             block = window[0] if len(window) == 1 else Block.concat(window)
             window.clear()
             if len(window_parts) > 1:
