@@ -292,10 +292,12 @@ def _run_epoch(
         if k + 1 == count or sum(b.nbytes for b in window) >= MIX_BYTES:
             block = window[0] if len(window) == 1 else Block.concat(window)
             window.clear()
-            if len(window_parts) > 1:
-                block = block.take(mix_order(settings.seed, epoch, windows, len(block)))
+            # The mixed order is taken a mini-batch at a time (in the encoding thread), not as
+            # one more copy of the window.
+            mixed = len(window_parts) > 1
+            order = mix_order(settings.seed, epoch, windows, len(block)) if mixed else None
             where = ", ".join(p.url for p in window_parts)
-            _fit_rows(state, block, settings, dataset, epoch, where)
+            _fit_rows(state, block, order, settings, dataset, epoch, where)
             window_parts.clear()
             windows += 1
             del block
@@ -305,19 +307,22 @@ def _run_epoch(
 def _fit_rows(
     state: FitState,
     block: Block,
+    order: np.ndarray | None,
     settings: TrainSettings,
     dataset: Dataset,
     epoch: int,
     parts: str,
 ) -> None:
-    """``partial_fit`` on the rows in mini-batches; the next batch is encoded (and whitened)
-    in a thread meanwhile (scikit-learn's SGD loop releases the GIL)."""
+    """``partial_fit`` on the rows (in ``order``, default as they are) in mini-batches; the
+    next batch is gathered and encoded (and whitened) in a thread meanwhile (scikit-learn's
+    SGD loop releases the GIL; the whitening was measured to run alongside it)."""
     batch, whitening, sgd = settings.batch_size, state.whitening, state.sgd
     whiten = whitening.rows(dataset.layout) if whitening is not None else None
     where = f"epoch {epoch + 1}, partition {parts}"
 
     def encode(start: int) -> tuple[Any, np.ndarray]:
-        rows = block.take(slice(start, start + batch))
+        batch_rows = slice(start, start + batch)
+        rows = block.take(batch_rows if order is None else order[batch_rows])
         x = whiten(rows) if whiten is not None else rows.matrix(dataset.layout)
         return x, rows.y
 
@@ -386,5 +391,5 @@ def _end_epoch(
 def _collect_validation(parts: dict[int, Block], dataset: Dataset) -> Validation:
     if not parts:
         p, k = len(dataset.layout.numeric), len(dataset.layout.categories)
-        return Validation(Block(np.empty((0, p)), np.empty((0, k), dtype=np.int64), np.empty(0)))
+        return Validation(Block(np.empty((0, p)), np.empty((0, k), dtype=np.int32), np.empty(0)))
     return Validation(Block.concat([parts[i] for i in sorted(parts)]))
