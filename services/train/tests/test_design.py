@@ -43,3 +43,19 @@ def test_whitened_rows_are_decorrelated_and_map_back():
     coef_z = np.random.default_rng(4).normal(size=z.shape[1])
     coef, intercept = w.to_design(coef_z, 0.25)
     np.testing.assert_allclose(block.predict(coef, intercept), z @ coef_z + 0.25, atol=1e-9)
+
+
+def test_whitened_rows_equal_whitening_apply():
+    block, layout = _block()
+    w = whitening(block.gram(layout))
+    expected = w.apply(block, layout)
+    for rows in (block, block.take(slice(17, 1_234)), block.take(slice(0, 0))):
+        z = w.rows(layout)(rows)
+        assert z.dtype == np.float64 and z.flags.c_contiguous
+        np.testing.assert_allclose(z, w.apply(rows, layout), rtol=1e-12, atol=1e-12)
+    assert w.rows(layout)(block).shape == expected.shape
+    # Numbers only: the dense product.
+    numeric = Layout(numeric=["a", "b"], categories={})
+    only = Block(block.numeric, block.codes[:, :0], block.y)
+    wn = whitening(only.gram(numeric))
+    np.testing.assert_allclose(wn.rows(numeric)(only), wn.apply(only, numeric), atol=1e-12)

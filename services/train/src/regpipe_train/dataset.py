@@ -160,7 +160,7 @@ def read_partition(part: Part, dataset: Dataset) -> Block:
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         numeric = [*layout.numeric, dataset.target]
         _raise_non_finite(part, numeric, np.column_stack([x, y]))
-    codes = np.empty((table.num_rows, len(layout.categories)), dtype=np.int64)
+    codes = np.empty((table.num_rows, len(layout.categories)), dtype=np.int32)
     for j, (feature, levels) in enumerate(layout.categories.items()):
         column = {level: k for k, level in enumerate(levels, start=layout.offsets[j])}
         codes[:, j] = _level_columns(part, table.column(feature), feature, column)
@@ -192,7 +192,7 @@ def _level_columns(
         raise PartitionError(f"{part.url}: category column {feature!r} is missing at row {row}")
     lookup = np.array(
         [design_column.get(level, -1) for level in array.dictionary.to_pylist()] + [-1],
-        dtype=np.int64,
+        dtype=np.int32,
     )
     return lookup[array.indices.to_numpy(zero_copy_only=False)]
 

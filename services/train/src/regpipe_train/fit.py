@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import sklearn
 from distributed import Client, Future
 from sklearn.linear_model import SGDRegressor
 
@@ -178,18 +179,24 @@ def fit(
         w = whitening(state.gram)
         state.shift, state.transform = w.shift, w.transform
     validation: Validation | None = None
-    while state.epochs_done < settings.epochs and not state.stopped_early:
-        epoch = state.epochs_done
-        started = time.perf_counter()
-        results = _run_epoch(client, dataset, settings, state, epoch, validation is None)
-        seconds = time.perf_counter() - started
-        if results["rows"] == 0:
-            raise EmptySplitError("no train rows left to fit after holding out the validation rows")
-        if validation is None:
-            validation = _collect_validation(results["validation"], dataset)
-        _end_epoch(state, settings, validation, epoch, results["rows"], seconds)
-        if on_epoch is not None:
-            on_epoch(state)
+    loads = _Loads(client, dataset, settings, state.epochs_done)
+    try:
+        while state.epochs_done < settings.epochs and not state.stopped_early:
+            epoch = state.epochs_done
+            started = time.perf_counter()
+            results = _run_epoch(loads, dataset, settings, state, epoch, validation is None)
+            seconds = time.perf_counter() - started
+            if results["rows"] == 0:
+                raise EmptySplitError(
+                    "no train rows left to fit after holding out the validation rows"
+                )
+            if validation is None:
+                validation = _collect_validation(results["validation"], dataset)
+            _end_epoch(state, settings, validation, epoch, results["rows"], seconds)
+            if on_epoch is not None:
+                on_epoch(state)
+    finally:
+        loads.cancel()
     return state
 
 
@@ -212,52 +219,86 @@ def _gram_pass(client: Client, dataset: Dataset, settings: TrainSettings) -> np.
     return total
 
 
+class _Loads:
+    """The train partitions' loads in the order the epochs fit them, :data:`PREFETCH` ahead,
+    across the end of an epoch too (the next epoch's first partitions load while this one's
+    last rows are fitted; what a load returns depends only on ``(seed, epoch, partition)``).
+    The first epoch of the run also returns the validation rows."""
+
+    def __init__(self, client: Client, dataset: Dataset, settings: TrainSettings, first: int):
+        self.client, self.dataset, self.settings, self.first = client, dataset, settings, first
+        self.schedule = (
+            (epoch, dataset.train[i])
+            for epoch in range(first, settings.epochs)
+            for i in partition_order(settings.seed, epoch, len(dataset.train))
+        )
+        self.pending: deque[tuple[int, Part, Future]] = deque()
+        self._top_up()
+
+    def _top_up(self) -> None:
+        while len(self.pending) < PREFETCH:
+            nxt = next(self.schedule, None)
+            if nxt is None:
+                return
+            epoch, part = nxt
+            future = self.client.submit(
+                load_train_part,
+                part,
+                self.dataset,
+                self.settings.seed,
+                epoch,
+                self.settings.validation_fraction,
+                epoch == self.first,
+                pure=False,
+            )
+            self.pending.append((epoch, part, future))
+
+    def next(self, epoch: int) -> tuple[Part, dict[str, Any]]:
+        """The next partition of ``epoch`` and its loaded rows."""
+        loaded_epoch, part, future = self.pending.popleft()
+        assert loaded_epoch == epoch, (loaded_epoch, epoch)
+        self._top_up()
+        return part, future.result()
+
+    def cancel(self) -> None:
+        """Drop the loads of epochs that will not run (early stop, an error)."""
+        if self.pending:
+            self.client.cancel([future for _, _, future in self.pending])
+        self.pending.clear()
+
+
 def _run_epoch(
-    client: Client,
+    loads: _Loads,
     dataset: Dataset,
     settings: TrainSettings,
     state: FitState,
     epoch: int,
     want_validation: bool,
 ) -> dict[str, Any]:
-    parts = [dataset.train[i] for i in partition_order(settings.seed, epoch, len(dataset.train))]
-
-    def submit(part: Part) -> Future:
-        return client.submit(
-            load_train_part,
-            part,
-            dataset,
-            settings.seed,
-            epoch,
-            settings.validation_fraction,
-            want_validation,
-            pure=False,
-        )
-
     validation: dict[int, Block] = {}
     rows = 0
     window: list[Block] = []
     window_parts: list[Part] = []
     windows = 0
-    pending = deque(submit(part) for part in parts[:PREFETCH])
-    for k, part in enumerate(parts):
-        loaded = pending.popleft().result()
-        if k + PREFETCH < len(parts):
-            pending.append(submit(parts[k + PREFETCH]))
+    count = len(dataset.train)
+    for k in range(count):
+        part, loaded = loads.next(epoch)
         window.append(loaded["rows"])
         window_parts.append(part)
         rows += len(loaded["rows"])
         if want_validation:
             validation[loaded["index"]] = loaded["validation"]
         del loaded
-        if k + 1 == len(parts) or sum(b.nbytes for b in window) >= MIX_BYTES:
+        if k + 1 == count or sum(b.nbytes for b in window) >= MIX_BYTES:
             block = window[0] if len(window) == 1 else Block.concat(window)
             window.clear()
-            if len(window_parts) > 1:
-                block = block.take(mix_order(settings.seed, epoch, windows, len(block)))
+            # The mixed order is taken a mini-batch at a time (in the encoding thread), not as
+            # one more copy of the window.
+            mixed = len(window_parts) > 1
+            order = mix_order(settings.seed, epoch, windows, len(block)) if mixed else None
             more = len(window_parts) - 1
             where = window_parts[0].url + (f" (mixed with {more} more)" if more else "")
-            _fit_rows(state, block, settings, dataset, epoch, where)
+            _fit_rows(state, block, order, settings, dataset, epoch, where)
             window_parts.clear()
             windows += 1
             del block
@@ -267,27 +308,29 @@ def _run_epoch(
 def _fit_rows(
     state: FitState,
     block: Block,
+    order: np.ndarray | None,
     settings: TrainSettings,
     dataset: Dataset,
     epoch: int,
     parts: str,
 ) -> None:
-    """``partial_fit`` on the rows in mini-batches; the next batch is encoded (and whitened)
-    in a thread meanwhile (scikit-learn's SGD loop releases the GIL)."""
-    batch, whiten, sgd = settings.batch_size, state.whitening, state.sgd
+    """``partial_fit`` on the rows (in ``order``, default as they are) in mini-batches; the
+    next batch is gathered and encoded (and whitened) in a thread meanwhile (scikit-learn's
+    SGD loop releases the GIL; the whitening was measured to run alongside it)."""
+    batch, whitening, sgd = settings.batch_size, state.whitening, state.sgd
+    whiten = whitening.rows(dataset.layout) if whitening is not None else None
     where = f"epoch {epoch + 1}, partition {parts}"
 
     def encode(start: int) -> tuple[Any, np.ndarray]:
-        rows = block.take(slice(start, start + batch))
-        x = (
-            whiten.apply(rows, dataset.layout)
-            if whiten is not None
-            else rows.matrix(dataset.layout)
-        )
+        batch_rows = slice(start, start + batch)
+        rows = block.take(batch_rows if order is None else order[batch_rows])
+        x = whiten(rows) if whiten is not None else rows.matrix(dataset.layout)
         return x, rows.y
 
     starts = range(0, len(block), batch)
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    # The rows are finite (read_partition checks them; the whitening is finite): scikit-learn's
+    # own check of every batch was a tenth of partial_fit's time. A diverging fit still raises.
+    with ThreadPoolExecutor(max_workers=1) as pool, sklearn.config_context(assume_finite=True):
         ahead = pool.submit(encode, 0) if len(block) else None
         for k in range(len(starts)):
             assert ahead is not None
@@ -349,5 +392,5 @@ def _end_epoch(
 def _collect_validation(parts: dict[int, Block], dataset: Dataset) -> Validation:
     if not parts:
         p, k = len(dataset.layout.numeric), len(dataset.layout.categories)
-        return Validation(Block(np.empty((0, p)), np.empty((0, k), dtype=np.int64), np.empty(0)))
+        return Validation(Block(np.empty((0, p)), np.empty((0, k), dtype=np.int32), np.empty(0)))
     return Validation(Block.concat([parts[i] for i in sorted(parts)]))
