@@ -12,9 +12,6 @@ matrix (:mod:`.category_model`), checked column by column with no per-record sch
 from __future__ import annotations
 
 import struct
-import threading
-import time
-from collections import deque
 from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
@@ -29,6 +26,7 @@ from .category_model import UNSEEN, CategoryCodec
 from .errors import ApiError
 from .inputs import check_rows, within_limits
 from .model_store import LoadedModel
+from .rolling import RollingSums
 
 UNKNOWN = Counter(
     "regpipe_unknown_category",
@@ -385,12 +383,7 @@ class CategoryDrift:
     def __init__(self, codec: CategoryCodec, window: int, interval: float) -> None:
         self.columns = list(codec.columns)
         self.window = window
-        self.interval = interval
-        self.next_set = 0.0
-        self.chunks: deque[tuple[int, np.ndarray]] = deque()
-        self.rows = 0
-        self.counts = np.zeros(len(self.columns))
-        self.lock = threading.Lock()
+        self.recent = RollingSums(len(self.columns), window, interval)
         names = codec.category_features
         self.unknown = [UNKNOWN.labels(feature=f) for f in names]
         self.shares = [UNKNOWN_SHARE.labels(feature=f) for f in names]
@@ -405,22 +398,11 @@ class CategoryDrift:
                 counter.inc(count)
         if len(X) > self.window:  # older rows of a large batch would leave the window at once
             unseen = (X[-self.window :, self.columns] == UNSEEN).sum(axis=0)
-        with self.lock:
-            n = min(len(X), self.window)
-            self.chunks.append((n, unseen))
-            self.rows += n
-            self.counts = self.counts + unseen
-            while len(self.chunks) > 1 and self.rows - self.chunks[0][0] >= self.window:
-                m, c = self.chunks.popleft()
-                self.rows -= m
-                self.counts = self.counts - c
-            now = time.monotonic()
-            if now < self.next_set:
-                return
-            self.next_set = now + self.interval
-            shares = (self.counts / self.rows).tolist()
+        shares = self.recent.add(min(len(X), self.window), unseen)
+        if shares is None:
+            return
         for gauge, value in zip(self.shares, shares, strict=True):
-            gauge.set(value)
+            gauge.set(float(value))
 
 
 def category_drift(model: LoadedModel, window: int, interval: float) -> CategoryDrift | None:

@@ -19,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     """One flag per setting of :data:`.settings.SCHEMA`, ``--help`` and ``--version``."""
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description=__doc__,
+        description="Serve the model bundle at MODEL_URI with gunicorn: /predict, the Open "
+        "Inference Protocol V2, OpenAPI docs, Prometheus metrics, hot reload.",
         epilog="Every flag falls back to the environment variable shown. Also: "
         "PROMETHEUS_MULTIPROC_DIR (workers' metric files; default a new temporary folder, "
         "emptied at start), LOG_LEVEL, LOG_FORMAT (text|json).",

@@ -29,8 +29,6 @@ from __future__ import annotations
 import functools
 import os
 import threading
-import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -54,6 +52,7 @@ from .adapters import prometheus
 from .adapters.prometheus import observe_many
 from .errors import ApiError
 from .model_store import LoadedModel
+from .rolling import RollingSums
 
 PREDICTIONS = Counter("regpipe_predictions_total", "Successful prediction requests.", ["protocol"])
 ROWS = Counter("regpipe_rows_predicted_total", "Rows predicted.", ["protocol"])
@@ -177,32 +176,17 @@ class Drift:
         var = np.array([float(stats[f].get("var", 0.0)) for f in self.features])
         self.sd = np.where(var > 0, np.sqrt(np.maximum(var, 0)), np.nan)
         self.window = window
-        self.interval = interval
-        self.next_set = 0.0
-        self.chunks: deque[tuple[int, np.ndarray]] = deque()
-        self.rows = 0
-        self.sums = np.zeros(len(self.features))
-        self.lock = threading.Lock()
+        self.recent = RollingSums(len(self.features), window, interval)
         self.gauges = [DRIFT.labels(feature=f) for f in self.features]
 
     def update(self, X: np.ndarray) -> None:
         if not self.features:
             return
         X = X[-self.window :]  # older rows of a large batch would leave the window at once
-        sums = (X if self.index is None else X[:, self.index]).sum(axis=0)
-        with self.lock:
-            self.chunks.append((len(X), sums))
-            self.rows += len(X)
-            self.sums = self.sums + sums
-            while len(self.chunks) > 1 and self.rows - self.chunks[0][0] >= self.window:
-                n, s = self.chunks.popleft()
-                self.rows -= n
-                self.sums = self.sums - s
-            now = time.monotonic()
-            if now < self.next_set:
-                return
-            self.next_set = now + self.interval
-            drift = (self.sums / self.rows - self.mean) / self.sd
+        means = self.recent.add(len(X), (X if self.index is None else X[:, self.index]).sum(axis=0))
+        if means is None:
+            return
+        drift = (means - self.mean) / self.sd
         for gauge, value in zip(self.gauges, drift, strict=True):
             if np.isfinite(value):
                 gauge.set(float(value))

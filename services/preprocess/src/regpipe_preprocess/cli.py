@@ -17,7 +17,7 @@ from .settings import SCHEMA, Settings
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="regpipe-preprocess",
-        description=__doc__,
+        description="Validate, clean and split a dataset into Parquet + a manifest.",
         epilog="Every flag can also be set by its environment variable. Dask: "
         "DASK_SCHEDULER_ADDRESS (use that scheduler instead of a local cluster), "
         "DASK_N_WORKERS, DASK_THREADS_PER_WORKER, DASK_LOCAL_PROCESSES. "

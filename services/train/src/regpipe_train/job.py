@@ -151,17 +151,17 @@ def build_metadata(
     metrics: dict[str, dict[str, float]],
 ) -> dict[str, Any]:
     """The bundle's metadata (``publish_bundle`` adds name, version, sha256 and the rest)."""
-    sgd_metrics = metrics["sgd"]
+    precond = preconditioning(dataset, state)
     doc = {
         "features": dataset.features,
         "target": dataset.target,
-        "metrics": sgd_metrics,
-        "optimum": _optimum(dataset, state, optimum, metrics),
+        "metrics": metrics["sgd"],
+        "optimum": _optimum(optimum, metrics, precond.get("reason"), dataset.train_rows),
         "params": {
             **settings.training_params(),
             "model": description(dataset),
             "sgd": {k: v for k, v in state.model.get_params().items()},
-            "preconditioning": preconditioning(dataset, state),
+            "preconditioning": precond,
             "epochs_run": state.epochs_done,
             "best_epoch": state.best_epoch,
             "stopped_early": state.stopped_early,
@@ -183,10 +183,10 @@ def build_metadata(
 
 
 def _optimum(
-    dataset: Dataset,
-    state: FitState,
     optimum: Optimum | None,
     metrics: dict[str, dict[str, float]],
+    why_skipped: str | None,
+    train_rows: int,
 ) -> dict[str, Any]:
     """The exact optimum's test metrics and the gap to it, or why it was skipped."""
     sgd_metrics = metrics["sgd"]
@@ -195,8 +195,8 @@ def _optimum(
             **{k: None for k in ("rmse", "mae", "r2", "gap_r2", "gap_rmse", "condition_number")},
             "rows": sgd_metrics["rows"],
             "method": "skipped",
-            "skipped": preconditioning(dataset, state)["reason"],
-            "train_rows": dataset.train_rows,
+            "skipped": why_skipped,
+            "train_rows": train_rows,
         }
     best = metrics["optimum"]
     return {
