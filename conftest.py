@@ -13,8 +13,11 @@ from pathlib import Path
 import pytest
 
 BIN = Path(sys.executable).parent
-# Test support modules every package's tests may import (free ports, crafted pickles, ...).
+# Test support modules every package's tests may import (free ports, crafted pickles, ...),
+# and the repository root for the benchmark's generators (``bench.datagen``, ...).
 sys.path.insert(0, str(Path(__file__).parent / "tests" / "support"))
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))
 
 from net import free_port, listening, running, stop, wait_for  # noqa: E402
 

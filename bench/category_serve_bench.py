@@ -90,7 +90,8 @@ def publish_category(models: Path) -> str:
         f: {"levels": levels, "infrequent_share": float(1 - share), "missing": "drop"}
         for (f, levels), share in zip(CATEGORIES.items(), seen, strict=True)
     }
-    meta = _metadata(CAT_FEATURES, {"categories": categories})
+    numbers = X[:, : len(NUMBERS)].astype(float)
+    meta = _metadata(CAT_FEATURES, numbers, y, {"categories": categories})
     return publish_bundle(str(models), "bench", model, meta)
 
 
@@ -105,10 +106,18 @@ def publish_numeric(models: Path) -> str:
     X = rng.normal(size=(20_000, len(NUM_FEATURES)))
     y = X @ rng.normal(size=len(NUM_FEATURES)) + 40
     model = Pipeline([("scaler", StandardScaler()), ("sgd", SGDRegressor(random_state=0))])
-    return publish_bundle(str(models), "bench", model.fit(X, y), _metadata(NUM_FEATURES, {}))
+    return publish_bundle(str(models), "bench", model.fit(X, y), _metadata(NUM_FEATURES, X, y, {}))
 
 
-def _metadata(features: list[str], extra: dict[str, Any]) -> dict[str, Any]:
+def _metadata(
+    features: list[str], numbers: np.ndarray, y: np.ndarray, extra: dict[str, Any]
+) -> dict[str, Any]:
+    """The bundle contract's metadata; ``numbers``: the numeric features' columns, in order."""
+
+    def stats(name: str, v: np.ndarray) -> dict[str, Any]:
+        return {"name": name, "count": len(v), "mean": float(v.mean()), "var": float(v.var()),
+                "min": float(v.min()), "max": float(v.max())}  # fmt: skip
+
     return {
         "features": features,
         "target": "y",
@@ -116,6 +125,10 @@ def _metadata(features: list[str], extra: dict[str, Any]) -> dict[str, Any]:
         "optimum": {},
         "params": {},
         "dataset_fingerprint": "bench",
+        "feature_stats": {
+            f: stats(f, numbers[:, j]) for j, f in enumerate(features[: numbers.shape[1]])
+        },
+        "target_stats": stats("y", y),
         **extra,
     }
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +14,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))  # for bench.datagen, the benchmark's generator
-
-from bench.datagen import generate_csv  # noqa: E402
+from bench.datagen import generate_csv
 
 ROWS = 40_000
 

@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,14 +16,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from bundles import column_stats
 
-REPO = Path(__file__).resolve().parents[3]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))  # for bench.datagen, the benchmark's generator
-
-from bundles import column_stats  # noqa: E402 (tests/support)
-
-from bench.datagen import N_FEATURES, feature_names, true_model  # noqa: E402
+from bench.datagen import N_FEATURES, feature_names, true_model
 
 
 def synthetic(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
