@@ -224,9 +224,9 @@ def row_order(seed: int, epoch: int, part_index: int, rows: int) -> np.ndarray:
     return np.random.default_rng([seed, ROW_STREAM, epoch, part_index]).permutation(rows)
 
 
-def mix_order(seed: int, epoch: int, window: int, rows: int) -> np.ndarray:
-    """The order in which the fit rows of one mixing window are visited in ``epoch``."""
-    return np.random.default_rng([seed, MIX_STREAM, epoch, window]).permutation(rows)
+def batch_order(seed: int, epoch: int, window: int, batch: int, rows: int) -> np.ndarray:
+    """The order of one mini-batch's rows, drawn from the partitions of a mixing window."""
+    return np.random.default_rng([seed, MIX_STREAM, epoch, window, batch]).permutation(rows)
 
 
 def partition_order(seed: int, epoch: int, n_parts: int) -> np.ndarray:

@@ -38,7 +38,7 @@ from .dataset import (
     Dataset,
     EmptySplitError,
     Part,
-    mix_order,
+    batch_order,
     partition_order,
     read_partition,
     row_order,
@@ -290,57 +290,60 @@ def _run_epoch(
             validation[loaded["index"]] = loaded["validation"]
         del loaded
         if k + 1 == count or sum(b.nbytes for b in window) >= MIX_BYTES:
-            block = window[0] if len(window) == 1 else Block.concat(window)
-            window.clear()
-            # The mixed order is taken a mini-batch at a time (in the encoding thread), not as
-            # one more copy of the window.
-            mixed = len(window_parts) > 1
-            order = mix_order(settings.seed, epoch, windows, len(block)) if mixed else None
             more = len(window_parts) - 1
             where = window_parts[0].url + (f" (mixed with {more} more)" if more else "")
-            _fit_rows(state, block, order, settings, dataset, epoch, where)
+            mix = (settings.seed, epoch, windows)
+            _fit_rows(state, window, mix, settings, dataset, epoch, where)
+            window.clear()
             window_parts.clear()
             windows += 1
-            del block
     return {"rows": rows, "validation": validation}
 
 
 def _fit_rows(
     state: FitState,
-    block: Block,
-    order: np.ndarray | None,
+    blocks: list[Block],
+    mix: tuple[int, int, int],
     settings: TrainSettings,
     dataset: Dataset,
     epoch: int,
     parts: str,
 ) -> None:
-    """``partial_fit`` on the rows (in ``order``, default as they are) in mini-batches; the
-    next batch is gathered and encoded (and whitened) in a thread meanwhile (scikit-learn's
-    SGD loop releases the GIL; the whitening was measured to run alongside it)."""
+    """``partial_fit`` on the rows of ``blocks`` (one mixing window) in mini-batches; the next
+    batch is gathered and encoded (and whitened) in a thread meanwhile (scikit-learn's SGD loop
+    releases the GIL; the whitening was measured to run alongside it). With several blocks,
+    batch ``k`` takes the ``k``-th of ``n`` equal shares of every block and shuffles them
+    together (:func:`.dataset.batch_order`, seeded by ``mix``): each block's rows are already
+    in a random order, and no copy of the whole window is made."""
     batch, whitening, sgd = settings.batch_size, state.whitening, state.sgd
     whiten = whitening.rows(dataset.layout) if whitening is not None else None
     where = f"epoch {epoch + 1}, partition {parts}"
+    total = sum(len(b) for b in blocks)
+    n = -(-total // batch)  # batches
 
-    def encode(start: int) -> tuple[Any, np.ndarray]:
-        batch_rows = slice(start, start + batch)
-        rows = block.take(batch_rows if order is None else order[batch_rows])
+    def gather(k: int) -> Block:
+        if len(blocks) == 1:
+            return blocks[0].take(slice(k * batch, (k + 1) * batch))
+        pieces = [b.take(slice(len(b) * k // n, len(b) * (k + 1) // n)) for b in blocks]
+        rows = Block.concat(pieces)
+        return rows.take(batch_order(*mix, k, len(rows)))
+
+    def encode(k: int) -> tuple[Any, np.ndarray]:
+        rows = gather(k)
         x = whiten(rows) if whiten is not None else rows.matrix(dataset.layout)
         return x, rows.y
 
-    starts = range(0, len(block), batch)
-    # The rows are finite (read_partition checks them; the whitening is finite): scikit-learn's
-    # own check of every batch was a tenth of partial_fit's time. A diverging fit still raises.
     with ThreadPoolExecutor(max_workers=1) as pool, sklearn.config_context(assume_finite=True):
-        ahead = pool.submit(encode, 0) if len(block) else None
-        for k in range(len(starts)):
+        ahead = pool.submit(encode, 0) if n else None
+        for k in range(n):
             assert ahead is not None
             x, y = ahead.result()
-            ahead = pool.submit(encode, starts[k + 1]) if k + 1 < len(starts) else None
+            ahead = pool.submit(encode, k + 1) if k + 1 < n else None
             try:
                 sgd.partial_fit(x, y)
             except ValueError as exc:  # scikit-learn's "Floating-point under-/overflow occurred"
                 raise DivergenceError(f"SGD diverged at {where}: {exc}") from None
-    if len(block):
+    if n:
         _check_weights(sgd, settings.max_weight * max(1.0, dataset.target_std), where)
 
 
