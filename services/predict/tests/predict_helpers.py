@@ -96,3 +96,12 @@ def wsgi_schema(publish_model: Callable[[Path], Any], prefix: str) -> Any:
         {"checks": {"negative_data_rejection": {"expected-statuses": rejected}}}
     )
     return schemathesis.openapi.from_wsgi("/openapi.json", app, config=config)
+
+
+def v2_error(response: Any, code: int) -> str:
+    """The message of an Open Inference Protocol error body ``{"error": "<message>"}``."""
+    assert response.status_code == code, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert list(body) == ["error"] and isinstance(body["error"], str) and body["error"]
+    return body["error"]

@@ -11,7 +11,7 @@ import numpy as np
 import orjson
 import pytest
 from flask.testing import FlaskClient
-from predict_helpers import FEATURES, NAME, synthetic
+from predict_helpers import FEATURES, NAME, synthetic, v2_error
 from sklearn.linear_model import LinearRegression
 from werkzeug.test import EnvironBuilder
 
@@ -64,15 +64,6 @@ def error(response: Any, code: int) -> dict[str, Any]:
     assert body["code"] == code and body["message"] and body["reason"]
     assert "Traceback" not in response.get_data(as_text=True)
     return body
-
-
-def v2_error(response: Any, code: int) -> str:
-    """The message of an Open Inference Protocol error body ``{"error": "<message>"}``."""
-    assert response.status_code == code, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert list(body) == ["error"] and isinstance(body["error"], str) and body["error"]
-    return body["error"]
 
 
 # --- /predict ------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import numpy as np
 import orjson
 import pytest
 from flask.testing import FlaskClient
-from predict_helpers import FEATURES, NAME, synthetic
+from predict_helpers import FEATURES, NAME, synthetic, v2_error
 from werkzeug.test import EnvironBuilder
 
 from regpipe_common.bundle import load_bundle
@@ -51,14 +51,6 @@ def version(client: FlaskClient) -> str:
 
 def tensor(X: np.ndarray, datatype: str = "FP64", **extra: Any) -> dict[str, Any]:
     return {"name": "input-0", "shape": list(X.shape), "datatype": datatype, "data": X.tolist()}
-
-
-def v2_error(response: Any, code: int) -> str:
-    assert response.status_code == code, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert list(body) == ["error"] and isinstance(body["error"], str) and body["error"]
-    return body["error"]
 
 
 def binary_body(doc: dict[str, Any], *arrays: np.ndarray) -> tuple[bytes, dict[str, str]]:
