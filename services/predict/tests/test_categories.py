@@ -388,6 +388,26 @@ def test_malformed_binary_bytes_tensor_names_the_input(cat_server: Server) -> No
     assert message.startswith("inputs[1].parameters.binary_data_size: element 0")
 
 
+def test_binary_bytes_tensor_past_the_body_end_is_400_naming_the_input(cat_server: Server) -> None:
+    raw = struct.pack("<I", 2) + b"UA"
+    tensors = [
+        {"name": "dep_delay", "shape": [1], "datatype": "FP64", "data": [1.0]},
+        {"name": "carrier", "shape": [1], "datatype": "BYTES"},
+        {"name": "distance", "shape": [1], "datatype": "FP64", "data": [900.0]},
+        {"name": "origin", "shape": [1], "datatype": "BYTES", "data": ["JFK"]},
+    ]
+    tensors[1]["parameters"] = {"binary_data_size": len(raw) + 4}  # 4 bytes more than sent
+    header = orjson.dumps({"inputs": tensors})
+    response = cat_server.post(
+        f"/v2/models/{NAME}/infer",
+        data=header + raw,
+        headers={"Inference-Header-Content-Length": str(len(header))},
+    )
+    assert response.status_code == 400
+    message = response.json()["error"]
+    assert message == "inputs[1].parameters.binary_data_size: the body ends 4 bytes short"
+
+
 def test_hot_swap_from_a_numeric_to_a_category_model(tmp_path: Path) -> None:
     """The store swaps a numeric model for a category one (and back); metrics follow."""
     publish(tmp_path)
