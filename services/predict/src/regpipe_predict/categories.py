@@ -77,7 +77,7 @@ def _payload(doc: Any) -> tuple[str, list[Any]]:
         raise ApiError("wrong_type", "the body must be a JSON object", "body")
     for key in doc:
         if key not in ("instances", "inputs"):
-            raise _err(key, "Unknown field.", "unknown_field")
+            raise _err(key, errors.MSG_UNKNOWN_FIELD, "unknown_field")
     if len(doc) != 1:
         raise ApiError("invalid", errors.MSG_ONE_OF, "body")
     key, rows = next(iter(doc.items()))
