@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 import struct
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from category_helpers import (
     records,
 )
 from predict_helpers import NAME, Server, publish, serve
+from prometheus_client import REGISTRY
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import SGDRegressor
 from sklearn.pipeline import Pipeline
@@ -421,6 +423,11 @@ def test_hot_swap_from_a_numeric_to_a_category_model(tmp_path: Path) -> None:
     current = store.current
     X = current.categories.encode_objects(mixed_rows(10, seed=15))
     model_metrics.record("rest", current, X, current.predict(X), 0.001)
+    share = {"feature": "carrier"}
+    assert REGISTRY.get_sample_value("regpipe_unknown_category_share", share) >= 0
     publish(tmp_path, seed=1)
     assert store.refresh() and store.current.categories is None
     assert model_metrics.category_drift is None
+    # The swapped-out model's gauges are NaN, not its last values (an alert would keep firing).
+    for name in ("regpipe_unknown_category_share", "regpipe_unknown_category_training_share"):
+        assert math.isnan(REGISTRY.get_sample_value(name, share)), name
