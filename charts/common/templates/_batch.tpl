@@ -100,8 +100,6 @@ ttlSecondsAfterFinished: {{ . }}
 {{- end }}
 {{- end -}}
 
-{{/* Call with (dict "context" . "podTemplate" TEMPLATE ["failJobOnExitCodes" LIST]), as
-     common.batch.cronJob. */}}
 {{- /* The metadata of a Job or CronJob: "name", the release namespace, the standard labels
 and the chart's commonAnnotations of "context". */ -}}
 {{- define "common.batch.metadata" -}}
@@ -115,6 +113,8 @@ annotations:
 {{- end }}
 {{- end -}}
 
+{{/* Call with (dict "context" . "podTemplate" TEMPLATE ["failJobOnExitCodes" LIST]), as
+     common.batch.cronJob. */}}
 {{- define "common.batch.job" -}}
 {{- $ctx := .context -}}
 {{- if $ctx.Values.job.enabled }}

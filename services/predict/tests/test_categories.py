@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 import struct
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from category_helpers import (
     records,
 )
 from predict_helpers import NAME, Server, publish, serve
+from prometheus_client import REGISTRY
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import SGDRegressor
 from sklearn.pipeline import Pipeline
@@ -388,6 +390,26 @@ def test_malformed_binary_bytes_tensor_names_the_input(cat_server: Server) -> No
     assert message.startswith("inputs[1].parameters.binary_data_size: element 0")
 
 
+def test_binary_bytes_tensor_past_the_body_end_is_400_naming_the_input(cat_server: Server) -> None:
+    raw = struct.pack("<I", 2) + b"UA"
+    tensors = [
+        {"name": "dep_delay", "shape": [1], "datatype": "FP64", "data": [1.0]},
+        {"name": "carrier", "shape": [1], "datatype": "BYTES"},
+        {"name": "distance", "shape": [1], "datatype": "FP64", "data": [900.0]},
+        {"name": "origin", "shape": [1], "datatype": "BYTES", "data": ["JFK"]},
+    ]
+    tensors[1]["parameters"] = {"binary_data_size": len(raw) + 4}  # 4 bytes more than sent
+    header = orjson.dumps({"inputs": tensors})
+    response = cat_server.post(
+        f"/v2/models/{NAME}/infer",
+        data=header + raw,
+        headers={"Inference-Header-Content-Length": str(len(header))},
+    )
+    assert response.status_code == 400
+    message = response.json()["error"]
+    assert message == "inputs[1].parameters.binary_data_size: the body ends 4 bytes short"
+
+
 def test_hot_swap_from_a_numeric_to_a_category_model(tmp_path: Path) -> None:
     """The store swaps a numeric model for a category one (and back); metrics follow."""
     publish(tmp_path)
@@ -401,6 +423,11 @@ def test_hot_swap_from_a_numeric_to_a_category_model(tmp_path: Path) -> None:
     current = store.current
     X = current.categories.encode_objects(mixed_rows(10, seed=15))
     model_metrics.record("rest", current, X, current.predict(X), 0.001)
+    share = {"feature": "carrier"}
+    assert REGISTRY.get_sample_value("regpipe_unknown_category_share", share) >= 0
     publish(tmp_path, seed=1)
     assert store.refresh() and store.current.categories is None
     assert model_metrics.category_drift is None
+    # The swapped-out model's gauges are NaN, not its last values (an alert would keep firing).
+    for name in ("regpipe_unknown_category_share", "regpipe_unknown_category_training_share"):
+        assert math.isnan(REGISTRY.get_sample_value(name, share)), name

@@ -134,3 +134,14 @@ def test_cli_needs_flags_or_env_and_documents_them(tmp_path, spec_file, pp, monk
     monkeypatch.setenv("PREPROCESS_TEST_FRACTION", "0.5")
     assert pp.run() == 0
     assert pp.manifest(tmp_path / "out")["test_fraction"] == 0.5
+
+
+@pytest.mark.parametrize("blocksize", ["0", "-1KiB"])
+def test_a_blocksize_below_one_byte_is_refused_naming_the_flag(
+    pp, tmp_path, spec_file, capsys, blocksize
+):
+    src = pp.write_csv(tmp_path / "in.csv", pp.rows(100))
+    args = ["--input", src, "--spec", spec_file, "--output", tmp_path / "o"]
+    err = run_failing(pp, capsys, *args, f"--blocksize={blocksize}")
+    assert "--blocksize / PREPROCESS_BLOCKSIZE" in err and "at least 1" in err
+    assert not (tmp_path / "o").exists()

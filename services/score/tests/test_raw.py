@@ -217,3 +217,18 @@ def test_raw_input_with_another_key_and_without_spec(pipeline, score, helpers, t
     assert list(scored.columns)[:3] == ["f00", "id", "prediction"]
     code, _, err = score(*args, "--output", tmp_path / "nospec")
     assert code == 2 and "raw CSV/Parquet files need --spec" in err
+
+
+def test_on_missing_fail_names_the_row_of_a_later_parquet_row_group(pipeline, score, tmp_path):
+    csv = _one_hole(pipeline, tmp_path, row_id=35_001, column="f05")
+    frame = pd.read_csv(csv)
+    row = int(np.flatnonzero(frame["id"] == 35_001)[0]) + 1  # 1-based row in the file
+    assert row > 7_000  # past the first row group
+    data = tmp_path / "raw" / "hole.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), data, row_group_size=7_000)
+    out = tmp_path / "failed"
+    args = ["--input", data, "--spec", _spec(pipeline), "--model", pipeline.models / "m"]
+    code, _, err = score(*args, "--output", out, "--on-missing", "fail")
+    assert code == 2, err
+    assert f"{data}: line {row}: feature 'f05' is missing" in err and "Traceback" not in err
+    assert not out.exists()

@@ -107,8 +107,8 @@ def manifest_metrics(manifest: Mapping[str, Any]) -> dict[str, float]:
 
 
 def bundle_metrics(metadata: Mapping[str, Any]) -> dict[str, float]:
-    """Run metrics of a published bundle's metadata (train). ``promoted`` is 1: train moves
-    ``LATEST`` to every bundle it publishes."""
+    """Run metrics of a published bundle's metadata (train). ``promoted`` is 1 when the
+    promotion gate moved ``LATEST`` to it, 0 when the bundle was published without (exit 3)."""
     epochs = metadata["params"]["epochs_run"]
     train_rows = metadata["optimum"]["train_rows"]
     metrics = {
@@ -117,7 +117,7 @@ def bundle_metrics(metadata: Mapping[str, Any]) -> dict[str, float]:
         "epochs": epochs,
         "test_r2": metadata["metrics"]["r2"],
         "r2_gap_to_optimum": metadata["optimum"]["gap_r2"],
-        "promoted": 1,
+        "promoted": int(bool(metadata.get("promotion", {}).get("promoted", True))),
         "rows_processed": train_rows * epochs,
     }
     # No gap when train skipped the optimum (a design too wide for a dense Gram matrix).

@@ -77,7 +77,7 @@ def _payload(doc: Any) -> tuple[str, list[Any]]:
         raise ApiError("wrong_type", "the body must be a JSON object", "body")
     for key in doc:
         if key not in ("instances", "inputs"):
-            raise _err(key, "Unknown field.", "unknown_field")
+            raise _err(key, errors.MSG_UNKNOWN_FIELD, "unknown_field")
     if len(doc) != 1:
         raise ApiError("invalid", errors.MSG_ONE_OF, "body")
     key, rows = next(iter(doc.items()))
@@ -384,7 +384,7 @@ class CategoryDrift:
         self.columns = list(codec.columns)
         self.window = window
         self.recent = RollingSums(len(self.columns), window, interval)
-        names = codec.category_features
+        names = self.training = codec.category_features
         self.unknown = [UNKNOWN.labels(feature=f) for f in names]
         self.shares = [UNKNOWN_SHARE.labels(feature=f) for f in names]
         for f, share in zip(names, codec.infrequent_share, strict=True):
@@ -403,6 +403,13 @@ class CategoryDrift:
             return
         for gauge, value in zip(self.shares, shares, strict=True):
             gauge.set(float(value))
+
+    def retire(self) -> None:
+        """The model is swapped out: its share gauges become NaN, not their last values."""
+        for gauge in self.shares:
+            gauge.set(float("nan"))
+        for feature in self.training:
+            TRAINING_SHARE.labels(feature=feature).set(float("nan"))
 
 
 def category_drift(model: LoadedModel, window: int, interval: float) -> CategoryDrift | None:

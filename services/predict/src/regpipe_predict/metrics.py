@@ -179,6 +179,11 @@ class Drift:
         self.recent = RollingSums(len(self.features), window, interval)
         self.gauges = [DRIFT.labels(feature=f) for f in self.features]
 
+    def retire(self) -> None:
+        """The model is swapped out: its drift gauges become NaN, not their last values."""
+        for gauge in self.gauges:
+            gauge.set(float("nan"))
+
     def update(self, X: np.ndarray) -> None:
         if not self.features:
             return
@@ -208,6 +213,9 @@ class ModelMetrics:
     def on_swap(self, previous: LoadedModel | None, current: LoadedModel) -> None:
         if previous is not None:
             MODEL_INFO.labels(name=previous.name, version=previous.version).set(0)
+        for old in (self.drift, self.category_drift):
+            if old is not None:
+                old.retire()  # no stale drift values of a model no longer served
         MODEL_INFO.labels(name=current.name, version=current.version).set(1)
         _value_histogram(current)
         self.drift = Drift(current, self.drift_window, self.drift_interval)

@@ -263,11 +263,7 @@ class _Buffer:
         if type(size) is not int or size != needed:
             message = f"is {size!r}; shape {list(shape)} of {datatype} needs {needed}"
             raise _err(message, field, "row_length")
-        if self.offset + size > len(self.view):
-            message = f"the body ends {self.offset + size - len(self.view)} bytes short"
-            raise _err(message, field, "malformed_body")
-        values = np.frombuffer(self.view, dtype, count=count, offset=self.offset)
-        self.offset += size
+        values = np.frombuffer(self.take_raw(size, field), dtype, count=count)
         # the JSON header's length decides the alignment; numpy is 2× slower on unaligned data
         return values if values.flags.aligned else values.copy()
 
@@ -275,7 +271,7 @@ class _Buffer:
         """The next ``size`` bytes as they are (a BYTES tensor's elements)."""
         if self.offset + size > len(self.view):
             message = f"the body ends {self.offset + size - len(self.view)} bytes short"
-            raise _err(message, field, "malformed_body", 400)
+            raise _err(message, field, "malformed_body")
         raw = self.view[self.offset : self.offset + size]
         self.offset += size
         return raw

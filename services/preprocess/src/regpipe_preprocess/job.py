@@ -14,6 +14,7 @@ from distributed import as_completed
 from regpipe_common import dataset, publish, storage
 from regpipe_common.dask_client import dask_client
 from regpipe_common.errors import DataError
+from regpipe_common.ingest.read import STREAM_BLOCK_BYTES
 from regpipe_common.ingest.sources import Unit, find_inputs, plan_units
 from regpipe_common.ingest.validate import validate_file
 from regpipe_common.log import event
@@ -25,7 +26,7 @@ from .stats import LevelCounts, Moments, merge_all, merge_levels
 from .unit import JobContext, UnitResult, process_unit
 
 log = logging.getLogger("regpipe.preprocess")
-STREAM_BLOCK_BYTES = 16 * 2**20
+
 _COUNT_KEYS = ("rows_read", "rows_rejected", "rows_dropped_missing", "rows_train", "rows_test")
 
 

@@ -62,6 +62,7 @@ SCHEMA = Schema(
         "PREPROCESS_BLOCKSIZE",
         shown="16MiB",
         expected="a byte size",
+        minimum=1,
     ),
     Setting(
         "progress_interval",

@@ -14,12 +14,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from fsspec.utils import read_block
 
 from regpipe_common import storage
 from regpipe_common.dataset import SPLITS
-from regpipe_common.errors import DataError
-from regpipe_common.ingest.parse import Reject, parse_csv_block, typed_parquet_table
+from regpipe_common.ingest.parse import Reject
+from regpipe_common.ingest.read import read_unit
 from regpipe_common.ingest.sources import Unit
 from regpipe_common.spec import MISSING_LEVEL, DatasetSpec
 
@@ -83,7 +82,8 @@ def process_unit(unit: Unit, ctx: JobContext) -> UnitResult:
     writers = {split: _PartWriter(ctx, unit, split) for split in SPLITS}
     try:
         line_base = 0
-        for parsed, lines_in_block in _read_unit(unit, ctx):
+        header = ctx.headers.get(unit.file.url, [])  # none for Parquet
+        for parsed, lines_in_block in read_unit(unit, ctx.spec, header, ctx.stream_block_bytes):
             for r in parsed.rejects:
                 if len(result.rejects) < MAX_REJECTS_KEPT:
                     result.rejects.append(Reject(r.line + line_base, r.column, r.reason, r.raw))
@@ -96,57 +96,6 @@ def process_unit(unit: Unit, ctx: JobContext) -> UnitResult:
         for writer in writers.values():
             writer.close()
     return result
-
-
-def _read_unit(unit: Unit, ctx: JobContext):
-    """Yield ``(parsed block, lines it spans)``; line numbers inside a block start at 1."""
-    fs, path = storage.filesystem(unit.file.url)
-    spec = ctx.spec
-    if unit.file.kind == "parquet":
-        table = _read_row_group(unit, spec.column_names)
-        yield typed_parquet_table(table, 0, spec), table.num_rows
-        return
-    header = ctx.headers[unit.file.url]
-    if unit.file.kind == "csv":
-        with fs.open(path, "rb") as handle:
-            data = read_block(handle, unit.offset, unit.length, delimiter=b"\n")
-        yield parse_csv_block(data, header, spec, unit.starts_file), data.count(b"\n")
-        return
-    with fs.open(path, "rb", compression="gzip") as handle:
-        first = True
-        for data in _line_blocks(handle, ctx.stream_block_bytes):
-            yield parse_csv_block(data, header, spec, first), data.count(b"\n")
-            first = False
-
-
-def _read_row_group(unit: Unit, columns: list[str]) -> pa.Table:
-    """One row group of a Parquet file; a damaged file is a DataError naming it."""
-    fs, path = storage.filesystem(unit.file.url)
-    try:
-        with fs.open(path, "rb") as handle:
-            return pq.ParquetFile(handle).read_row_group(unit.offset, columns=columns)
-    except (OSError, pa.ArrowException) as exc:
-        raise DataError(
-            f"{unit.file.url}: row group {unit.offset} is not readable Parquet ({exc})"
-        ) from None
-
-
-def _line_blocks(handle, size: int):
-    """Read a stream in blocks of about ``size`` bytes, each ending at a line end."""
-    carry = b""
-    while True:
-        chunk = handle.read(size)
-        if not chunk:
-            if carry:
-                yield carry
-            return
-        chunk = carry + chunk
-        cut = chunk.rfind(b"\n")
-        if cut < 0:
-            carry = chunk
-            continue
-        carry = chunk[cut + 1 :]
-        yield chunk[: cut + 1]
 
 
 def _clean_split_write(

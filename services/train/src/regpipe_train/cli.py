@@ -26,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser: one flag per setting of :data:`.settings.SCHEMA`."""
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Train Pipeline(StandardScaler, SGDRegressor) on a prepared dataset with "
+        description="Train Pipeline(StandardScaler, SGDRegressor) (category features: a "
+        "ColumnTransformer with one-hot levels in front) on a prepared dataset with "
         "Dask and publish a verified model bundle. Every flag falls back to the environment "
         "variable shown. Also: DASK_SCHEDULER_ADDRESS, LOG_LEVEL, LOG_FORMAT.",
         epilog=EPILOG,

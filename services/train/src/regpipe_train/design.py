@@ -40,13 +40,6 @@ class Layout:
             start += len(levels)
         return starts
 
-    def column_names(self) -> list[str]:
-        """``feature`` for a number, ``feature=level`` for a one-hot column."""
-        names = list(self.numeric)
-        for feature, levels in self.categories.items():
-            names += [f"{feature}={level}" for level in levels]
-        return names
-
 
 @dataclass(frozen=True)
 class Block:

@@ -44,7 +44,7 @@ class Optimum:
 
 
 def solve(gram: np.ndarray, target_mean: float) -> Optimum:
-    """Solve the normal equations held in a summed :func:`partial_gram`."""
+    """Solve the normal equations held in the partitions' summed :meth:`Block.gram`."""
     p = gram.shape[0] - 2
     a = gram[: p + 1, : p + 1]
     b = gram[: p + 1, p + 1]

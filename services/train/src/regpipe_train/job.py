@@ -235,7 +235,7 @@ def report(result: TrainResult, out: TextIO) -> None:
         f"best {p['best_epoch']}{', stopped early' if p['stopped_early'] else ''})",
         f"  test    rmse {m['rmse']:.6g}  mae {m['mae']:.6g}  r2 {m['r2']:.6f}  rows {m['rows']}",
         *_optimum_lines(o),
-        f"  sgd on  {_preconditioning_line(p['preconditioning'])}",
+        f"  sgd on  the {html_report.fitted_on(p['preconditioning'])}",
         f"  {'promoted' if result.promoted else 'NOT promoted'}: {meta['promotion']['reason']}",
         f"  report  {result.report_url}",
     ]
@@ -249,9 +249,3 @@ def _optimum_lines(o: dict[str, Any]) -> list[str]:
         f"  optimum rmse {o['rmse']:.6g}  mae {o['mae']:.6g}  r2 {o['r2']:.6f}  ({o['method']})",
         f"  gap     r2 {o['gap_r2']:.2e}  rmse {o['gap_rmse']:.2e}",
     ]
-
-
-def _preconditioning_line(pre: dict[str, Any]) -> str:
-    if pre["method"] == "whitened":
-        return f"the whitened design (rank {pre['rank']} of {pre['columns']} columns)"
-    return f"the sparse design, not whitened ({pre['reason']})"

@@ -30,12 +30,18 @@ def fitted_scaler(dataset: Dataset) -> StandardScaler:
 
 
 def _set_stats(scaler: StandardScaler, dataset: Dataset) -> None:
-    count = int(dataset.manifest["features"][dataset.layout.numeric[0]]["count"])
+    numeric = dataset.layout.numeric
+    # The rows the statistics are over; a design of category features only has no statistics.
+    count = (
+        dataset.train_rows
+        if not numeric
+        else int(dataset.manifest["features"][numeric[0]]["count"])
+    )
     scaler.mean_ = dataset.mean.copy()
     scaler.var_ = dataset.var.copy()
     scaler.scale_ = dataset.scale
     scaler.n_samples_seen_ = np.int64(count)
-    scaler.n_features_in_ = len(dataset.layout.numeric)
+    scaler.n_features_in_ = len(numeric)
 
 
 def encoder(dataset: Dataset) -> ColumnTransformer:

@@ -221,13 +221,15 @@ def params_section(meta: dict[str, Any]) -> str:
     rows = [f"<tr>{_cell(k)}{_cell(p.get(k))}</tr>" for k in keys if k in p]
     pre = p.get("preconditioning")
     if pre:
-        how = (
-            f"whitened design (rank {pre['rank']} of {pre['columns']} columns)"
-            if pre["method"] == "whitened"
-            else f"sparse design, not whitened: {pre.get('reason')}"
-        )
-        rows.append(f"<tr>{_cell('SGD fitted on')}{_cell(how)}</tr>")
+        rows.append(f"<tr>{_cell('SGD fitted on')}{_cell(fitted_on(pre))}</tr>")
     return "<h2>Training</h2>" + _table(["parameter", "value"], rows)
+
+
+def fitted_on(pre: dict[str, Any]) -> str:
+    """What SGD was fitted on, from the metadata's ``params.preconditioning``."""
+    if pre["method"] == "whitened":
+        return f"whitened design (rank {pre['rank']} of {pre['columns']} columns)"
+    return f"sparse design, not whitened ({pre.get('reason')})"
 
 
 def _figure(file_name: str, png: bytes) -> str:

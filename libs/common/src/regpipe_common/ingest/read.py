@@ -76,14 +76,17 @@ def line_blocks(handle: BinaryIO, size: int) -> Iterator[bytes]:
 
 
 def lines_before(unit: Unit, chunk_bytes: int = 16 * 2**20) -> int:
-    """Lines (CSV) or rows (Parquet) of the file before the unit's first one. A CSV byte range
-    starts after the first line end at or after its offset, so this counts the line ends
-    before the offset, plus that one: a cold path (error messages), it reads that far."""
-    if unit.file.kind == "parquet":
-        return unit.first_row
-    if unit.file.kind != "csv" or unit.offset == 0:
+    """Lines (CSV) or rows (Parquet) of the file before the unit's first one: the rows of the
+    earlier row groups, or, as a CSV byte range starts after the first line end at or after its
+    offset, the line ends before the offset plus that one. A cold path (error messages): it
+    reads the Parquet footer, or the CSV that far."""
+    if unit.offset == 0:  # the file's first unit (a gzip CSV has only that one)
         return 0
     fs, path = storage.filesystem(unit.file.url)
+    if unit.file.kind == "parquet":
+        with fs.open(path, "rb") as handle:
+            meta = pq.ParquetFile(handle).metadata
+        return sum(meta.row_group(rg).num_rows for rg in range(unit.offset))
     count, left = 0, unit.offset
     with fs.open(path, "rb") as handle:
         while left > 0:
