@@ -37,6 +37,21 @@ def test_version_on_every_script(script: str) -> None:
     assert "numpy==" in done.stdout
 
 
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_version_into_a_closed_pipe_exits_0_without_a_traceback(script: str) -> None:
+    """``--version | head -1``: the reader may be gone before the versions are written."""
+    read, write = os.pipe()
+    os.close(read)  # every write now fails with EPIPE
+    try:
+        done = subprocess.run(
+            [str(BIN / script), "--version"], stdout=write, stderr=subprocess.PIPE, timeout=120
+        )
+    finally:
+        os.close(write)
+    assert done.returncode == 0, done.stderr.decode()
+    assert b"Traceback" not in done.stderr and b"error" not in done.stderr.lower()
+
+
 def test_predict_help_prints_help_and_exits_0() -> None:
     done = run("regpipe-predict", "--help", env={"MODEL_URI": "/nonexistent/model"})
     assert done.returncode == 0, done.stderr

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import RegpipeError
+from .version import add_version_flag
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -167,6 +168,15 @@ class Schema:
 
     def __getitem__(self, name: str) -> Setting:
         return self.settings[name]
+
+    def parser(
+        self, prog: str, description: str, epilog: str | None = None
+    ) -> argparse.ArgumentParser:
+        """A console script's parser: one flag per setting, ``--help`` and ``--version``."""
+        parser = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog)
+        self.add_arguments(parser)
+        add_version_flag(parser, prog)
+        return parser
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """One flag per setting; a flag left out is ``None`` (then the environment decides)."""

@@ -8,7 +8,9 @@ scikit-learn, numpy and joblib.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
+import sys
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -64,7 +66,10 @@ class _VersionAction(argparse.Action):
         )
 
     def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
-        print(version_text(self.distribution))
+        try:
+            print(version_text(self.distribution), flush=True)
+        except BrokenPipeError:  # `--version | head -1`: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         parser.exit()
 
 

@@ -8,7 +8,6 @@ import sys
 from typing import Any
 
 from regpipe_common.cli import run_command
-from regpipe_common.version import add_version_flag
 
 from .settings import SCHEMA
 
@@ -17,17 +16,14 @@ PROG = "regpipe-predict"
 
 def build_parser() -> argparse.ArgumentParser:
     """One flag per setting of :data:`.settings.SCHEMA`, ``--help`` and ``--version``."""
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description="Serve the model bundle at MODEL_URI with gunicorn: /predict, the Open "
+    return SCHEMA.parser(
+        PROG,
+        "Serve the model bundle at MODEL_URI with gunicorn: /predict, the Open "
         "Inference Protocol V2, OpenAPI docs, Prometheus metrics, hot reload.",
-        epilog="Every flag falls back to the environment variable shown. Also: "
+        "Every flag falls back to the environment variable shown. Also: "
         "PROMETHEUS_MULTIPROC_DIR (workers' metric files; default a new temporary folder, "
         "emptied at start), LOG_LEVEL, LOG_FORMAT (text|json).",
     )
-    SCHEMA.add_arguments(parser)
-    add_version_flag(parser, PROG)
-    return parser
 
 
 def export_flags(args: argparse.Namespace) -> None:

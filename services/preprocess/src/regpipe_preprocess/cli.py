@@ -8,24 +8,20 @@ import sys
 
 from regpipe_common.errors import RegpipeError
 from regpipe_common.log import configure_logging
-from regpipe_common.version import add_version_flag
 
 from .job import run
 from .settings import SCHEMA, Settings
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="regpipe-preprocess",
-        description="Validate, clean and split a dataset into Parquet + a manifest.",
-        epilog="Every flag can also be set by its environment variable. Dask: "
+    return SCHEMA.parser(
+        "regpipe-preprocess",
+        "Validate, clean and split a dataset into Parquet + a manifest.",
+        "Every flag can also be set by its environment variable. Dask: "
         "DASK_SCHEDULER_ADDRESS (use that scheduler instead of a local cluster), "
         "DASK_N_WORKERS, DASK_THREADS_PER_WORKER, DASK_LOCAL_PROCESSES. "
         "Logging: LOG_LEVEL, LOG_FORMAT (text|json).",
     )
-    SCHEMA.add_arguments(parser)
-    add_version_flag(parser, "regpipe-preprocess")
-    return parser
 
 
 def parse_settings(argv: list[str] | None) -> Settings:

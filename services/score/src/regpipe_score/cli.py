@@ -8,7 +8,6 @@ from collections.abc import Sequence
 
 from regpipe_common.cli import run_command
 from regpipe_common.log import configure_logging
-from regpipe_common.version import add_version_flag
 
 from .settings import SCHEMA, ScoreSettings, load
 
@@ -17,16 +16,13 @@ PROG = "regpipe-score"
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser: one flag per setting of :data:`.settings.SCHEMA`."""
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description="Score a prepared dataset split (or raw files with --spec) with a verified "
+    return SCHEMA.parser(
+        PROG,
+        "Score a prepared dataset split (or raw files with --spec) with a verified "
         "model bundle on Dask and publish the predictions atomically. Every flag falls back to "
         "the environment variable "
         "shown. Also: DASK_SCHEDULER_ADDRESS, LOG_LEVEL, LOG_FORMAT.",
     )
-    add_version_flag(parser, PROG)
-    SCHEMA.add_arguments(parser)
-    return parser
 
 
 def parse_settings(argv: Sequence[str] | None) -> ScoreSettings:

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 
 from regpipe_common.cli import run_command
 from regpipe_common.log import configure_logging
-from regpipe_common.version import add_version_flag
 
 from .settings import SCHEMA, load
 
@@ -24,17 +23,14 @@ EPILOG = (
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser: one flag per setting of :data:`.settings.SCHEMA`."""
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description="Train Pipeline(StandardScaler, SGDRegressor) (category features: a "
+    return SCHEMA.parser(
+        PROG,
+        "Train Pipeline(StandardScaler, SGDRegressor) (category features: a "
         "ColumnTransformer with one-hot levels in front) on a prepared dataset with "
         "Dask and publish a verified model bundle. Every flag falls back to the environment "
         "variable shown. Also: DASK_SCHEDULER_ADDRESS, LOG_LEVEL, LOG_FORMAT.",
-        epilog=EPILOG,
+        EPILOG,
     )
-    SCHEMA.add_arguments(parser)
-    add_version_flag(parser, "regpipe-train")
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
