@@ -173,14 +173,15 @@ def fit(
     on_epoch: Callable[[FitState], None] | None = None,
 ) -> FitState:
     """The Gram pass (unless done or too wide), then epochs until ``settings.epochs`` or early
-    stopping; ``on_epoch`` checkpoints."""
-    if state.gram is None and dataset.layout.width <= MAX_GRAM_COLUMNS:
-        state.gram = _gram_pass(client, dataset, settings)
-        w = whitening(state.gram)
-        state.shift, state.transform = w.shift, w.transform
+    stopping; ``on_epoch`` checkpoints. The first epoch's loads start before the Gram pass
+    (they do not depend on it), so its first partitions are ready when it ends."""
     validation: Validation | None = None
     loads = _Loads(client, dataset, settings, state.epochs_done)
     try:
+        if state.gram is None and dataset.layout.width <= MAX_GRAM_COLUMNS:
+            state.gram = _gram_pass(client, dataset, settings)
+            w = whitening(state.gram)
+            state.shift, state.transform = w.shift, w.transform
         while state.epochs_done < settings.epochs and not state.stopped_early:
             epoch = state.epochs_done
             started = time.perf_counter()
