@@ -40,6 +40,7 @@ from bench.serve_bench import (
     lua_string,
     wrk_saturation,
 )
+from tests.support.bundles import bundle_metadata
 from tests.support.net import free_port
 
 BIN = Path(sys.executable).parent
@@ -91,7 +92,8 @@ def publish_category(models: Path) -> str:
         for (f, levels), share in zip(CATEGORIES.items(), seen, strict=True)
     }
     numbers = X[:, : len(NUMBERS)].astype(float)
-    meta = _metadata(CAT_FEATURES, numbers, y, {"categories": categories})
+    meta = {**bundle_metadata(numbers, y, NUMBERS, "y", "bench"), "features": CAT_FEATURES}
+    meta["categories"] = categories
     return publish_bundle(str(models), "bench", model, meta)
 
 
@@ -106,31 +108,8 @@ def publish_numeric(models: Path) -> str:
     X = rng.normal(size=(20_000, len(NUM_FEATURES)))
     y = X @ rng.normal(size=len(NUM_FEATURES)) + 40
     model = Pipeline([("scaler", StandardScaler()), ("sgd", SGDRegressor(random_state=0))])
-    return publish_bundle(str(models), "bench", model.fit(X, y), _metadata(NUM_FEATURES, X, y, {}))
-
-
-def _metadata(
-    features: list[str], numbers: np.ndarray, y: np.ndarray, extra: dict[str, Any]
-) -> dict[str, Any]:
-    """The bundle contract's metadata; ``numbers``: the numeric features' columns, in order."""
-
-    def stats(name: str, v: np.ndarray) -> dict[str, Any]:
-        return {"name": name, "count": len(v), "mean": float(v.mean()), "var": float(v.var()),
-                "min": float(v.min()), "max": float(v.max())}  # fmt: skip
-
-    return {
-        "features": features,
-        "target": "y",
-        "metrics": {},
-        "optimum": {},
-        "params": {},
-        "dataset_fingerprint": "bench",
-        "feature_stats": {
-            f: stats(f, numbers[:, j]) for j, f in enumerate(features[: numbers.shape[1]])
-        },
-        "target_stats": stats("y", y),
-        **extra,
-    }
+    meta = bundle_metadata(X, y, NUM_FEATURES, "y", "bench")
+    return publish_bundle(str(models), "bench", model.fit(X, y), meta)
 
 
 def records(features: list[str], rows: list[list[Any]]) -> tuple[bytes, dict[str, str]]:
