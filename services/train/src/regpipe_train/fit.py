@@ -293,8 +293,7 @@ def _run_epoch(
         if k + 1 == count or sum(b.nbytes for b in window) >= MIX_BYTES:
             more = len(window_parts) - 1
             where = window_parts[0].url + (f" (mixed with {more} more)" if more else "")
-            mix = (settings.seed, epoch, windows)
-            _fit_rows(state, window, mix, settings, dataset, epoch, where)
+            _fit_rows(state, window, windows, settings, dataset, epoch, where)
             window.clear()
             window_parts.clear()
             windows += 1
@@ -304,7 +303,7 @@ def _run_epoch(
 def _fit_rows(
     state: FitState,
     blocks: list[Block],
-    mix: tuple[int, int, int],
+    window: int,
     settings: TrainSettings,
     dataset: Dataset,
     epoch: int,
@@ -314,8 +313,9 @@ def _fit_rows(
     batch is gathered and encoded (and whitened) in a thread meanwhile (scikit-learn's SGD loop
     releases the GIL; the whitening was measured to run alongside it). With several blocks,
     batch ``k`` takes the ``k``-th of ``n`` equal shares of every block and shuffles them
-    together (:func:`.dataset.batch_order`, seeded by ``mix``): each block's rows are already
-    in a random order, and no copy of the whole window is made."""
+    together (:func:`.dataset.batch_order`, seeded by the epoch and ``window``, the window's
+    number in it): each block's rows are already in a random order, and no copy of the whole
+    window is made."""
     batch, whitening, sgd = settings.batch_size, state.whitening, state.sgd
     whiten = whitening.rows(dataset.layout) if whitening is not None else None
     where = f"epoch {epoch + 1}, partition {parts}"
@@ -327,7 +327,7 @@ def _fit_rows(
             return blocks[0].take(slice(k * batch, (k + 1) * batch))
         pieces = [b.take(slice(len(b) * k // n, len(b) * (k + 1) // n)) for b in blocks]
         rows = Block.concat(pieces)
-        return rows.take(batch_order(*mix, k, len(rows)))
+        return rows.take(batch_order(settings.seed, epoch, window, k, len(rows)))
 
     def encode(k: int) -> tuple[Any, np.ndarray]:
         rows = gather(k)
