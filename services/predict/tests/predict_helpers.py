@@ -105,3 +105,13 @@ def v2_error(response: Any, code: int) -> str:
     body = response.get_json()
     assert list(body) == ["error"] and isinstance(body["error"], str) and body["error"]
     return body["error"]
+
+
+def gunicorn_body(sock: Any, length: int) -> Any:
+    """``(unreader, body)``: a request body of ``length`` bytes as gunicorn reads it from
+    ``sock`` (for the tests of the fast path's socket reads)."""
+    from gunicorn.http.body import Body, LengthReader
+    from gunicorn.http.unreader import SocketUnreader
+
+    unreader = SocketUnreader(sock)
+    return unreader, Body(LengthReader(unreader, length))

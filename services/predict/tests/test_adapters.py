@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from flask import Flask
 from flask_smorest import Api
+from predict_helpers import gunicorn_body
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_flask_exporter import PrometheusMetrics
 
@@ -172,14 +173,6 @@ def test_gunicorn_gevent_worker_hooks_the_worker_overrides() -> None:
 # --- gunicorn (regpipe_predict.adapters.gunicorn) ----------------------------------------------
 
 
-def _gunicorn_body(sock: Any, length: int) -> Any:
-    from gunicorn.http.body import Body, LengthReader
-    from gunicorn.http.unreader import SocketUnreader
-
-    unreader = SocketUnreader(sock)
-    return unreader, Body(LengthReader(unreader, length))
-
-
 @pytest.mark.parametrize("ahead", [0, 100, 5000])
 def test_read_into_receives_a_gunicorn_body_in_place(ahead: int) -> None:
     """read_into takes gunicorn's read-ahead, receives the rest into the buffer, leaves a
@@ -195,7 +188,7 @@ def test_read_into_receives_a_gunicorn_body_in_place(ahead: int) -> None:
     with server, client:
         sender = threading.Thread(target=client.sendall, args=(body + after,))
         sender.start()
-        unreader, stream = _gunicorn_body(server, len(body))
+        unreader, stream = gunicorn_body(server, len(body))
         unreader.unread(unreader.sock.recv(ahead) if ahead else b"")  # headers' read-ahead
         buffer = bytearray(len(body))
         assert read_into(stream, memoryview(buffer)) == len(body)
@@ -217,7 +210,7 @@ def test_read_into_refuses_other_streams() -> None:
     server, client = socket.socketpair()
     with server, client:
         client.sendall(b"abcdef")
-        _, stream = _gunicorn_body(server, 6)
+        _, stream = gunicorn_body(server, 6)
         assert read_into(stream, memoryview(bytearray(5))) is None
         assert stream.read(2) == b"ab"
         assert read_into(stream, memoryview(bytearray(4))) is None
@@ -234,7 +227,7 @@ def test_read_into_stops_where_the_client_stopped() -> None:
     with server:
         client.sendall(b"x" * 10)
         client.close()
-        _, stream = _gunicorn_body(server, 20)
+        _, stream = gunicorn_body(server, 20)
         buffer = bytearray(20)
         assert read_into(stream, memoryview(buffer)) == 10
         assert buffer[:10] == b"x" * 10

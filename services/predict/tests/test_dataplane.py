@@ -11,7 +11,7 @@ from types import MappingProxyType
 import numpy as np
 import orjson
 import pytest
-from predict_helpers import FEATURES, NAME, synthetic
+from predict_helpers import FEATURES, NAME, gunicorn_body, synthetic
 
 import regpipe_predict
 from regpipe_common.bundle import load_bundle
@@ -146,18 +146,14 @@ def test_body_is_received_from_gunicorns_socket(header: int | None, size: int) -
     import socket
     import threading
 
-    from gunicorn.http.body import Body, LengthReader
-    from gunicorn.http.unreader import SocketUnreader
-
     data = (bytes(range(256)) * (size // 256 + 1))[:size]
     after = b"POST /predict HTTP/1.1\r\n"
     server, client = socket.socketpair()
     with server, client:
         sender = threading.Thread(target=client.sendall, args=(data + after,))
         sender.start()
-        unreader = SocketUnreader(server)
+        unreader, stream = gunicorn_body(server, len(data))
         unreader.unread(server.recv(1000))  # what gunicorn read past the headers
-        stream = Body(LengthReader(unreader, len(data)))
         environ = {"wsgi.input": stream}
         if header is not None:
             environ["HTTP_INFERENCE_HEADER_CONTENT_LENGTH"] = str(header)
