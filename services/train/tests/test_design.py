@@ -45,17 +45,24 @@ def test_whitened_rows_are_decorrelated_and_map_back():
     np.testing.assert_allclose(block.predict(coef, intercept), z @ coef_z + 0.25, atol=1e-9)
 
 
-def test_whitened_rows_equal_whitening_apply():
+def test_whitened_rows_equal_whitening_apply_written_into_the_buffer():
     block, layout = _block()
     w = whitening(block.gram(layout))
-    expected = w.apply(block, layout)
+    rows_of = w.rows(layout)
+    out = np.full((len(block), rows_of.rank), np.nan)  # a used buffer: nothing of it may remain
     for rows in (block, block.take(slice(17, 1_234)), block.take(slice(0, 0))):
-        z = w.rows(layout)(rows)
+        z = rows_of(rows, out)
         assert z.dtype == np.float64 and z.flags.c_contiguous
+        assert z.base is out or z.base is out.base
         np.testing.assert_allclose(z, w.apply(rows, layout), rtol=1e-12, atol=1e-12)
-    assert w.rows(layout)(block).shape == expected.shape
-    # Numbers only: the dense product.
-    numeric = Layout(numeric=["a", "b"], categories={})
-    only = Block(block.numeric, block.codes[:, :0], block.y)
-    wn = whitening(only.gram(numeric))
-    np.testing.assert_allclose(wn.rows(numeric)(only), wn.apply(only, numeric), atol=1e-12)
+    # Numbers only, and categories only.
+    for numeric, categories in ((["a", "b"], {}), ([], layout.categories)):
+        only_layout = Layout(numeric=numeric, categories=categories)
+        codes = block.codes[:, : len(categories)]
+        codes = np.where(codes >= 0, codes - 2 + len(numeric), -1)  # design columns move
+        only = Block(block.numeric[:, : len(numeric)], codes, block.y)
+        wo = whitening(only.gram(only_layout))
+        out = np.full((len(only), wo.transform.shape[1]), np.nan)
+        np.testing.assert_allclose(
+            wo.rows(only_layout)(only, out), wo.apply(only, only_layout), atol=1e-12
+        )

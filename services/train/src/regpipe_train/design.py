@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse
 
+from regpipe_train.adapters.scipy_sparse import csr_matmul_add
+
 # Designs wider than this get no dense Gram matrix (a 4,000² float64 matrix is 128 MB per
 # partition sum; its eigen-decomposition takes seconds): no exact optimum and no whitening,
 # SGD then fits the sparse one-hot design directly.
@@ -143,17 +145,16 @@ class Whitening:
 
 @dataclass(frozen=True)
 class WhitenedRows:
-    """:meth:`Whitening.apply` computed in one pass over the output, for the SGD loop.
+    """:meth:`Whitening.apply` for the SGD loop, written into an array the caller reuses.
 
-    Each whitened row is ``numbers @ transform[:p]``, plus one row of ``transform`` per
-    category feature (the level's one-hot column), minus ``shift @ transform``: a sparse
-    product with exactly ``p + k + 1`` entries a row, built straight as CSR arrays (no
-    ``hstack`` and no separate subtraction) against ``table``, the transform with a zero row
-    (where a -1 code points) and the row ``-(shift @ transform)`` appended (where a constant 1
-    entry points). scipy accumulates each output row in turn, so the ``(n, rank)`` result is
-    written once; gathering rows of ``transform`` with ``np.take`` for the whole batch, one
-    category at a time, streamed the ``(n, rank)`` buffer through memory once per category
-    and was 5-10x slower. Numbers only: a dense product.
+    Each whitened row is ``numbers @ transform[:p]`` (a dense product), plus one row of
+    ``transform`` per category feature (the level's one-hot column) and the row
+    ``-(shift @ transform)``: a sparse product with exactly ``k + 1`` entries a row against
+    ``table``, the transform with a zero row (where a -1 code points) and that row appended.
+    scipy accumulates each output row in turn, so the ``(n, rank)`` output is written once
+    (gathering rows of ``transform`` with ``np.take`` one category at a time streamed it
+    through memory once per category and was 5-10x slower), and into ``out``: a fresh
+    result per batch cost page faults that slowed SGD (:mod:`.adapters.scipy_sparse`).
     """
 
     numeric: int  # p
@@ -167,23 +168,21 @@ class WhitenedRows:
         table = np.vstack([transform, np.zeros((1, transform.shape[1])), base[None, :]])
         return WhitenedRows(len(layout.numeric), layout.width, np.ascontiguousarray(table))
 
-    def __call__(self, block: Block) -> np.ndarray:
-        """The whitened rows, ``(n, rank)`` float64, C-contiguous."""
+    @property
+    def rank(self) -> int:
+        return self.table.shape[1]
+
+    def __call__(self, block: Block, out: np.ndarray) -> np.ndarray:
+        """The whitened rows of ``block``, written into the first ``len(block)`` rows of
+        ``out`` (C-contiguous float64, ``(>= n, rank)``) and returned as that view."""
         p, n, k = self.numeric, len(block), block.codes.shape[1]
-        if k == 0:
-            z = block.numeric @ self.table[:p]
-            z += self.table[-1]
-            return z
-        m = p + k + 1  # entries a row
-        data = np.empty((n, m))
-        data[:, :p] = block.numeric
-        data[:, p:] = 1.0
-        index = np.empty((n, m), dtype=np.int32)
-        index[:, :p] = np.arange(p, dtype=np.int32)
-        index[:, p : p + k] = np.where(block.codes >= 0, block.codes, self.width)
-        index[:, -1] = self.width + 1
-        pointers = np.arange(0, n * m + 1, m, dtype=np.int32 if n * m < 2**31 else np.int64)
-        matrix = scipy.sparse.csr_matrix(
-            (data.ravel(), index.ravel(), pointers), shape=(n, self.width + 2)
-        )
-        return np.ascontiguousarray(matrix @ self.table)
+        z = out[:n]
+        np.matmul(block.numeric, self.table[:p], out=z)
+        m = k + 1  # sparse entries a row
+        itype = np.int32 if n * m < 2**31 else np.int64
+        index = np.empty((n, m), dtype=itype)
+        index[:, :k] = np.where(block.codes >= 0, block.codes, self.width)
+        index[:, k] = self.width + 1
+        pointers = np.arange(0, n * m + 1, m, dtype=itype)
+        csr_matmul_add(pointers, index.ravel(), np.ones(n * m), self.table, z)
+        return z

@@ -329,9 +329,14 @@ def _fit_rows(
         rows = Block.concat(pieces)
         return rows.take(batch_order(settings.seed, epoch, window, k, len(rows)))
 
+    # Whitened batches alternate between two arrays: batch k + 1 is written while k is fitted
+    # (a share of each block rounds up: a mixed batch has at most ``len(blocks)`` extra rows).
+    most = min(total, batch + len(blocks))
+    buffers = [np.empty((most, whiten.rank)) for _ in range(2)] if whiten is not None else []
+
     def encode(k: int) -> tuple[Any, np.ndarray]:
         rows = gather(k)
-        x = whiten(rows) if whiten is not None else rows.matrix(dataset.layout)
+        x = whiten(rows, buffers[k % 2]) if whiten is not None else rows.matrix(dataset.layout)
         return x, rows.y
 
     with ThreadPoolExecutor(max_workers=1) as pool, sklearn.config_context(assume_finite=True):

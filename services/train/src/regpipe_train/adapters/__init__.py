@@ -1,0 +1,1 @@
+"""Private library internals train relies on, one module per library (``docs/contracts.md``)."""
