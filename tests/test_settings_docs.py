@@ -85,7 +85,8 @@ def _two_values(s: Setting) -> tuple[str, str]:
         low = s.minimum if s.minimum is not None else 0
         high = s.maximum
         if high is not None:
-            return (str(low + (high - low) / 3), str(low + (high - low) / 2))
+            third, half = low + (high - low) / 3, low + (high - low) / 2
+            return (str(s.type(third)), str(s.type(half)))
         return (str(int(low) + 7), str(int(low) + 3))
     return ("3MiB", "5MiB")  # a byte size
 
@@ -116,6 +117,29 @@ def test_a_bad_value_names_flag_and_variable(service, name, raw, message) -> Non
     with pytest.raises(RegpipeError) as exc:
         sch.resolve(None, {**env, sch[name].env: raw})
     assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("service", ["preprocess", "train", "predict"])  # score has none
+def test_every_number_setting_refuses_a_negative_value(service) -> None:
+    """A negative port, timeout, interval or seed is refused by name before anything starts
+    (a negative seed used to reach numpy as an OverflowError traceback)."""
+    sch = schema(service)
+    env = {s.env: "x" for s in sch.settings.values() if s.required}
+    numbers = [s for s in sch.settings.values() if s.type in (int, float) and not s.choices]
+    assert numbers
+    for s in numbers:
+        with pytest.raises(RegpipeError, match=rf"^{re.escape(s.label)}='-1' must be "):
+            sch.resolve(None, {**env, s.env: "-1"})
+
+
+@pytest.mark.parametrize(
+    ("service", "env"), [("preprocess", "PREPROCESS_SEED"), ("train", "TRAIN_SEED")]
+)
+def test_a_seed_beyond_32_bits_is_refused(service, env) -> None:
+    sch = schema(service)
+    required = {s.env: "x" for s in sch.settings.values() if s.required}
+    with pytest.raises(RegpipeError, match=r"must be in \[0, 4294967295\]"):
+        sch.resolve(None, {**required, env: str(2**32)})
 
 
 def test_a_missing_required_setting_names_flag_and_variable() -> None:

@@ -64,6 +64,9 @@ def parse_bool(raw: str) -> bool:
     raise ValueError(raw)
 
 
+# A seed's bounds: the hashes and scikit-learn's ``random_state`` take 0 to 2**32 - 1.
+SEED_RANGE: dict[str, int] = {"minimum": 0, "maximum": 2**32 - 1}
+
 _EXPECTED = {int: "an integer", float: "a number", bool: "a boolean (true/false)"}
 
 

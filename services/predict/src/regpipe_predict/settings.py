@@ -24,7 +24,7 @@ SCHEMA = Schema(
         required=True,
     ),
     Setting("host", str, "0.0.0.0", "address gunicorn binds", "HOST"),
-    Setting("port", int, 8080, "port gunicorn binds", "PORT"),
+    Setting("port", int, 8080, "port gunicorn binds", "PORT", minimum=0, maximum=65535),
     Setting("workers", int, 2, "gunicorn worker processes", "WEB_CONCURRENCY", minimum=1),
     Setting(
         "worker_class",
@@ -49,6 +49,7 @@ SCHEMA = Schema(
         60,
         "seconds a worker may stay silent before it is restarted",
         "GUNICORN_TIMEOUT",
+        minimum=0,
     ),
     Setting(
         "graceful_timeout",
@@ -56,8 +57,16 @@ SCHEMA = Schema(
         30,
         "seconds in-flight requests get to finish after SIGTERM",
         "GRACEFUL_TIMEOUT",
+        minimum=0,
     ),
-    Setting("keepalive", int, 5, "seconds an idle keep-alive connection stays open", "KEEPALIVE"),
+    Setting(
+        "keepalive",
+        int,
+        5,
+        "seconds an idle keep-alive connection stays open",
+        "KEEPALIVE",
+        minimum=0,
+    ),
     Setting(
         "max_content_length",
         int,
@@ -89,6 +98,7 @@ SCHEMA = Schema(
         1.0,
         "seconds between updates of the drift gauges",
         "DRIFT_UPDATE_INTERVAL",
+        minimum=0,
     ),
     Setting("access_log", bool, False, "gunicorn access log on stderr", "ACCESS_LOG"),
 )

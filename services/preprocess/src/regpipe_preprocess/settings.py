@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dask.utils import parse_bytes
 
-from regpipe_common.settings import Schema, Setting
+from regpipe_common.settings import SEED_RANGE, Schema, Setting
 
 
 def byte_size(raw: str) -> int:
@@ -44,7 +44,7 @@ SCHEMA = Schema(
         maximum=1,
         exclusive=True,
     ),
-    Setting("seed", int, 0, "seed of the split's row hash", "PREPROCESS_SEED"),
+    Setting("seed", int, 0, "seed of the split's row hash", "PREPROCESS_SEED", **SEED_RANGE),
     Setting(
         "max_rejected_fraction",
         float,
@@ -70,6 +70,7 @@ SCHEMA = Schema(
         5.0,
         "seconds between progress lines",
         "PREPROCESS_PROGRESS_INTERVAL",
+        minimum=0,
     ),
 )
 

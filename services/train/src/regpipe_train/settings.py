@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from regpipe_common.settings import Schema, Setting
+from regpipe_common.settings import SEED_RANGE, Schema, Setting
 
 RESUME_HELP = (
     "continue from the checkpoint of the same run (same dataset and training parameters) "
@@ -36,7 +36,14 @@ SCHEMA = Schema(
     Setting("name", str, "default", "model name (a plain folder name)", "TRAIN_NAME"),
     Setting("epochs", int, 10, "maximum number of epochs", "TRAIN_EPOCHS", minimum=1),
     Setting("batch_size", int, 20_000, "rows per partial_fit call", "TRAIN_BATCH_SIZE", minimum=1),
-    Setting("seed", int, 0, "seed for validation rows, partition and row order", "TRAIN_SEED"),
+    Setting(
+        "seed",
+        int,
+        0,
+        "seed for validation rows, partition and row order",
+        "TRAIN_SEED",
+        **SEED_RANGE,
+    ),
     Setting("resume", bool, False, RESUME_HELP, "TRAIN_RESUME"),
     Setting(
         "patience",
@@ -75,7 +82,12 @@ SCHEMA = Schema(
         exclusive=True,
     ),
     Setting(
-        "power_t", float, 0.25, "exponent of the inverse-scaling learning rate", "TRAIN_POWER_T"
+        "power_t",
+        float,
+        0.25,
+        "exponent of the inverse-scaling learning rate",
+        "TRAIN_POWER_T",
+        minimum=0,
     ),
     Setting(
         "max_weight",
