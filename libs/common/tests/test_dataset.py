@@ -52,7 +52,27 @@ def test_a_published_version_is_read_through_the_pointer(tmp_path, scheme):
     assert doc == published and doc["version"] == dataset.version_of(second)
     assert storage.read_text(dataset.part_url(url, doc["splits"]["test"][0])) == "v2"
     assert storage.read_text(storage.join(url, doc["rejected"])) == "v2"
-    assert names(tmp_path / "ds") == sorted(["manifest.json", doc["version"]])
+    assert doc["previous_version"] == dataset.version_of(first)
+    assert names(tmp_path / "ds") == sorted(
+        ["manifest.json", doc["version"], doc["previous_version"]]
+    )
+
+
+def test_a_reader_of_the_replaced_version_keeps_its_files_until_the_next_run(tmp_path):
+    """A train job that loaded the manifest just before a new version was published reads the
+    old version's parts after it; they stay until the run after that (and a cleanup between
+    runs keeps them too)."""
+    url = str(tmp_path / "ds")
+    dataset.publish_version(url, stage(url, "v1"), manifest())
+    reader = dataset.read_manifest(url)
+    dataset.publish_version(url, stage(url, "v2"), manifest())
+    dataset.remove_stale(url)  # what the next preprocess run does first
+    assert storage.read_text(dataset.part_url(url, reader["splits"]["train"][0])) == "v1"
+    third = dataset.publish_version(url, stage(url, "v3"), manifest())
+    assert reader["version"] not in names(tmp_path / "ds")
+    assert names(tmp_path / "ds") == sorted(
+        ["manifest.json", third["version"], third["previous_version"]]
+    )
 
 
 def test_a_flat_layout_still_loads_and_is_kept_until_replaced(tmp_path):

@@ -10,7 +10,9 @@ Layout of a dataset at ``<url>``::
 
 A run writes its parts into a fresh ``<version>`` folder that no reader knows about, then
 replaces ``manifest.json`` (one atomic rename or PUT) whose ``splits.*[].path`` name files in
-that folder, and only then removes what the manifest no longer names. A kill at any moment
+that folder, and only then removes what the manifest no longer names. The manifest also names
+the version it replaced (``previous_version``), which is kept until the next run: a reader
+(a train job) that loaded the old manifest a moment before keeps its files. A kill at any moment
 leaves the previous dataset or the new one whole; the leftovers of killed runs are removed by
 the next run. Paths in the manifest are relative to ``<url>``, so datasets in the older flat
 layout (``<url>/train/...``, no version folder) load the same way.
@@ -63,7 +65,8 @@ def publish_version(url: str, version_url: str, manifest: dict[str, Any]) -> dic
     ``url``, and ``version`` names the folder. Returns the published manifest.
     """
     version = version_of(version_url)
-    doc = {**manifest, "version": version}
+    previous = _named_versions(url)[0]
+    doc = {**manifest, "version": version, "previous_version": previous}
     doc["splits"] = {
         split: [{**e, "path": f"{version}/{e['path']}"} for e in entries]
         for split, entries in manifest["splits"].items()
@@ -76,37 +79,43 @@ def publish_version(url: str, version_url: str, manifest: dict[str, Any]) -> dic
 
 
 def remove_stale(url: str) -> list[str]:
-    """Remove what the current manifest does not name: version folders of killed or replaced
-    runs, a replaced flat-layout dataset, staging folders of older releases. Returns them."""
+    """Remove what the current manifest does not name (its version and the one it replaced):
+    version folders of killed or older runs, a replaced flat-layout dataset, staging folders of
+    older releases. Returns them."""
     fs, root = storage.filesystem(url)
     fs.invalidate_cache()
     root = root.rstrip("/")
-    current = _current_version(url)
+    current, previous = _named_versions(url)
+    kept = {current, previous} - {None}
     entries = fs.ls(root, detail=False) if fs.isdir(root) else []
-    stale = [p for p in entries if _is_stale(p.rstrip("/").rsplit("/", 1)[-1], current)]
+    stale = [p for p in entries if _is_stale(p.rstrip("/").rsplit("/", 1)[-1], current, kept)]
     stale += fs.glob(f"{root}.staging-*")
     for path in stale:
         publish.remove_folder(path if storage.is_local(fs) else fs.unstrip_protocol(path))
     return stale
 
 
-def _is_stale(name: str, current: str | None) -> bool:
+def _is_stale(name: str, current: str | None, kept: set[str | None]) -> bool:
     if _VERSION.match(name):
-        return name != current
+        return name not in kept
     if name in _FLAT_FOLDERS:
         return current is not None  # a flat-layout dataset that a versioned one replaced
     return name.startswith(f".{MANIFEST}.tmp-")
 
 
-def _current_version(url: str) -> str | None:
-    """The version the manifest names; None for no manifest, a flat layout or an unreadable one
-    (then the flat folders are kept: they may be the data it describes)."""
+def _named_versions(url: str) -> tuple[str | None, str | None]:
+    """The manifest's ``version`` and ``previous_version``; None for no manifest, a flat layout
+    or an unreadable one (then the flat folders are kept: they may be the data it describes)."""
     try:
         doc = publish.read_json(storage.join(url, MANIFEST))
     except (FileNotFoundError, ValueError):
-        return None
-    version = doc.get("version") if isinstance(doc, dict) else None
-    return version if isinstance(version, str) else None
+        return None, None
+    doc = doc if isinstance(doc, dict) else {}
+    return _version_name(doc.get("version")), _version_name(doc.get("previous_version"))
+
+
+def _version_name(value: Any) -> str | None:
+    return value if isinstance(value, str) and _VERSION.match(value) else None
 
 
 # ---- reader (train) -----------------------------------------------------------------------
