@@ -104,7 +104,7 @@ def test_kill_during_publish_keeps_a_whole_dataset(pp, tmp_path, spec_file, wher
     # The next run publishes and removes whatever the killed one left.
     assert pp.run("--input", new_src, "--spec", spec_file, "--output", where, *flags) == 0
     final = assert_whole(where)
-    assert entries_of(where) == sorted(["manifest.json", final["version"]])
+    assert entries_of(where) == published(final)
     assert not siblings(where)
 
 
@@ -130,7 +130,8 @@ def test_kill_while_writing_keeps_the_previous_dataset(pp, tmp_path, spec_file, 
 
     assert pp.run("--input", small, "--spec", spec_file, "--output", where) == 0
     final = assert_whole(where)
-    assert entries_of(where) == sorted(["manifest.json", final["version"]])
+    assert entries_of(where) == published(final)
+    assert final["previous_version"] == version
 
 
 def test_a_kill_before_the_first_publish_leaves_no_manifest(pp, tmp_path, spec_file):
@@ -151,6 +152,13 @@ def test_a_flat_layout_dataset_is_replaced_and_its_folders_removed(pp, tmp_path,
     assert pp.run("--input", src, "--spec", spec_file, "--output", out) == 0
     final = assert_whole(str(out))
     assert entries_of(str(out)) == sorted(["manifest.json", final["version"]])
+
+
+def published(manifest: dict) -> list[str]:
+    """What a dataset folder holds after a publish: the manifest, its version and the version
+    it replaced (kept for readers that loaded the old manifest)."""
+    versions = [manifest["version"], manifest["previous_version"]]
+    return sorted(["manifest.json", *(v for v in versions if v)])
 
 
 def flatten(out: Path) -> None:
