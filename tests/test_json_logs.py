@@ -79,6 +79,17 @@ def test_gunicorn_and_the_app_print_only_json(jobs: dict, tmp_path: Path) -> Non
     assert any("Listening at" in d["msg"] for d in docs)
 
 
+def test_json_logs_without_the_access_log_print_no_request_lines(jobs: dict, tmp_path) -> None:
+    env = {"GRACEFUL_TIMEOUT": "5", "ACCESS_LOG": "false", "LOG_FORMAT": "json"}
+    with serve_predict(jobs["data"] / "models" / "flights", tmp_path, **env) as server:
+        server.wait("/readyz")
+        bad = server.post("/predict", json={"instances": [{"x": 1}]})
+        assert 400 <= bad.status_code < 500, bad.text
+    docs = records(server.log.read_text(), "predict stdout and stderr")
+    assert any("Listening at" in d["msg"] for d in docs)  # gunicorn's own lines still print
+    assert not [d for d in docs if d["logger"] == "gunicorn.access"]
+
+
 def test_plain_lines_become_records() -> None:
     code = (
         "import sys, logging\n"

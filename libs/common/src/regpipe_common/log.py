@@ -129,17 +129,20 @@ def configure_logging(level: str | None = None, fmt: str | None = None) -> None:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 
-def gunicorn_logconfig() -> dict[str, Any]:
+def gunicorn_logconfig(access_log: bool) -> dict[str, Any]:
     """gunicorn's ``logconfig_dict``: with JSON logs, its error and access loggers lose their
-    own plain-text handlers and propagate to the root logger of :func:`configure_logging`."""
+    own plain-text handlers and propagate to the root logger of :func:`configure_logging`; the
+    access logger only if ``access_log`` (with a ``logconfig_dict`` gunicorn logs every request
+    to it whatever its ``accesslog`` says)."""
     if not json_logs():
         return {}
     own = {"handlers": [], "propagate": True}
+    access = {**own, "level": "INFO"} if access_log else {"handlers": [], "level": "CRITICAL"}
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "root": {},  # left as configure_logging made it
-        "loggers": {"gunicorn.error": own, "gunicorn.access": {**own, "level": "INFO"}},
+        "loggers": {"gunicorn.error": own, "gunicorn.access": access},
         "handlers": {},
         "formatters": {},
     }

@@ -49,7 +49,7 @@ accesslog = "-" if _settings.access_log else None
 errorlog = "-"
 # LOG_FORMAT=json: gunicorn's own lines (master and workers) are JSON records too.
 configure_logging()
-logconfig_dict = gunicorn_logconfig()
+logconfig_dict = gunicorn_logconfig(_settings.access_log)
 proc_name = "regpipe-predict"
 # Request line and header limits stay at gunicorn's defaults; the body limit is the app's.
 
