@@ -32,6 +32,11 @@ def schema(service: str) -> Schema:
     return importlib.import_module(f"regpipe_{service}.settings").SCHEMA
 
 
+def required_env(sch: Schema) -> dict[str, str]:
+    """A value for each required setting's variable, so that others can be checked alone."""
+    return {s.env: "x" for s in sch.settings.values() if s.required}
+
+
 @pytest.mark.parametrize("service", list(READMES))
 def test_readme_table_is_the_declarations(service: str) -> None:
     text = READMES[service].read_text()
@@ -113,7 +118,7 @@ def _two_values(s: Setting) -> tuple[str, str]:
 )
 def test_a_bad_value_names_flag_and_variable(service, name, raw, message) -> None:
     sch = schema(service)
-    env = {s.env: "x" for s in sch.settings.values() if s.required}
+    env = required_env(sch)
     with pytest.raises(RegpipeError) as exc:
         sch.resolve(None, {**env, sch[name].env: raw})
     assert message in str(exc.value) and "\n" not in str(exc.value)
@@ -124,7 +129,7 @@ def test_every_number_setting_refuses_a_negative_value(service) -> None:
     """A negative port, timeout, interval or seed is refused by name before anything starts
     (a negative seed used to reach numpy as an OverflowError traceback)."""
     sch = schema(service)
-    env = {s.env: "x" for s in sch.settings.values() if s.required}
+    env = required_env(sch)
     numbers = [s for s in sch.settings.values() if s.type in (int, float) and not s.choices]
     assert numbers
     for s in numbers:
@@ -137,7 +142,7 @@ def test_every_number_setting_refuses_a_negative_value(service) -> None:
 )
 def test_a_seed_beyond_32_bits_is_refused(service, env) -> None:
     sch = schema(service)
-    required = {s.env: "x" for s in sch.settings.values() if s.required}
+    required = required_env(sch)
     with pytest.raises(RegpipeError, match=r"must be in \[0, 4294967295\]"):
         sch.resolve(None, {**required, env: str(2**32)})
 
