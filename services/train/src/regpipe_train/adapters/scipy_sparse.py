@@ -4,8 +4,9 @@
 batches (20,000 × 210 float64, 34 MB, above glibc's largest mmap threshold) that is a fresh
 mapping whose pages the kernel faults in and zeroes on first write, every batch (about 290
 minor page faults a batch; none with two reused arrays): the training loop ran at 1.07-1.13M
-rows/s with fresh arrays against 1.36-1.58M with reused ones (categorical benchmark data). scipy has no public ``out=``; its kernel ``_sparsetools.csr_matvecs`` (``Y += A @ X``,
-stable since scipy 0.x) has. Test: ``services/train/tests/test_adapters.py``.
+rows/s with fresh arrays against 1.36-1.58M with reused ones (categorical benchmark data).
+scipy has no public ``out=``; its kernel ``_sparsetools.csr_matvecs`` (``Y += A @ X``, stable
+since scipy 0.x) has. Test: ``services/train/tests/test_adapters.py``.
 """
 
 from __future__ import annotations
